@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine; each sets up its own virtualenv first.
+#   make demo   run the main job on embedded defaults
+#   make test   lint and run the test suite (what CI runs)
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+EXTRAS ?= cpu,dev
+
+.PHONY: demo test lint setup clean
+
+setup: $(VENV)/.installed
+
+# torch goes in first, pinned, so that no later requirement pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: setup
+	$(BIN)/contrastgeo demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

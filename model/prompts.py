@@ -1,0 +1,91 @@
+"""Text the encoder reads: location prompts and composed posts.
+
+A location becomes several prompts ("Memphis, Tennessee, US", "a post from Memphis,
+Tennessee, US", "Memphis"); the model averages their embeddings. A post becomes its text plus
+metadata (profile location, description, ...) in a configured order, as in the paper: on real
+tweets the text alone rarely says where it was written, the profile often does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from model.config import PromptConfig
+
+
+@dataclass(frozen=True)
+class Location:
+    """A candidate location: a named place with coordinates."""
+
+    id: str
+    name: str
+    admin: str = ""
+    country: str = ""
+    lat: float = 0.0
+    lon: float = 0.0
+
+
+@dataclass(frozen=True)
+class PostFields:
+    """The parts of a post the post template can use. Any object with these attribute
+    names (e.g. the service's ``schemas.Post``) can be passed where a post is expected."""
+
+    text: str
+    user_location: str = ""
+    user_description: str = ""
+    user_name: str = ""
+    source: str = ""
+    created_at: str = ""
+    time_zone: str = ""
+    lang: str = ""
+
+
+FIELD_LABELS: dict[str, str] = {
+    "user_location": "location",
+    "user_description": "bio",
+    "user_name": "user",
+    "source": "source",
+    "created_at": "time",
+    "time_zone": "timezone",
+    "lang": "lang",
+}
+
+_SPACES = re.compile(r"\s+")
+_DANGLING_COMMAS = re.compile(r"\s*,(\s*,)+")
+
+
+def location_texts(location: Location, config: PromptConfig) -> list[str]:
+    """All prompts for one location, the primary one first. Empty fields vanish cleanly:
+    "{name}, {admin}, {country}" with no admin gives "Ghent, BE", not "Ghent, , BE"."""
+    place = ", ".join(p for p in (location.name, location.admin, location.country) if p)
+    fields = {
+        "name": location.name,
+        "admin": location.admin,
+        "country": location.country,
+        "place": place,
+    }
+    texts = []
+    for template in config.location_templates:
+        text = _DANGLING_COMMAS.sub(",", template.format(**fields))
+        texts.append(_SPACES.sub(" ", text).strip(" ,"))
+    return texts
+
+
+def post_text(post: Any, config: PromptConfig) -> str:
+    """Compose the encoder input for one post: a ``str`` (text only), ``PostFields``, or any
+    object with those attributes. Whitespace is collapsed so that newlines in bios do not
+    waste tokens."""
+    if isinstance(post, str):
+        return _SPACES.sub(" ", post).strip()
+    parts = []
+    for field in config.post_fields:
+        value = getattr(post, field, None)
+        if value is None:
+            continue
+        value = _SPACES.sub(" ", str(value)).strip()
+        if not value:
+            continue
+        parts.append(value if field == "text" else f"{FIELD_LABELS[field]}: {value}")
+    return config.post_separator.join(parts)
