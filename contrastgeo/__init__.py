@@ -1,0 +1,1 @@
+"""ContrastGeo command line: ``contrastgeo --help`` lists the subcommands."""

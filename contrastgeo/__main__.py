@@ -1,0 +1,5 @@
+import sys
+
+from contrastgeo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,46 @@
+"""``contrastgeo`` console script. Subcommands are imported lazily so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module under contrastgeo.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "few-shot train on the bundled example and print predictions"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="contrastgeo",
+        description="Few-shot geolocation of social posts (ContrastGeo).",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--log-json", action=argparse.BooleanOptionalAction, default=None,
+        help="JSON log lines (default: when stderr is not a terminal)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.set_defaults(_module=module)
+        _load(module).add_arguments(cmd)
+    return parser
+
+
+def _load(module: str):
+    return importlib.import_module(f"contrastgeo.commands.{module}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from contrastgeo.logs import configure_logging
+
+    configure_logging(args.log_level, args.log_json)
+    return _load(args._module).run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
