@@ -19,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument(
-        "--log-json", action=argparse.BooleanOptionalAction, default=None,
+        "--log-json",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="JSON log lines (default: when stderr is not a terminal)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -132,8 +132,11 @@ class ContrastGeo(nn.Module):
     def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> ContrastGeo:
         """Rebuild a saved model offline from its folder (strict: every weight must match)."""
         folder = Path(folder)
-        missing = [n for n in (CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR, TOKENIZER_DIR)
-                   if not (folder / n).exists()]
+        missing = [
+            n
+            for n in (CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR, TOKENIZER_DIR)
+            if not (folder / n).exists()
+        ]
         if missing:
             raise FileNotFoundError(f"{folder} is not a saved ContrastGeo model: missing {missing}")
         config = ContrastGeoConfig.from_json((folder / CONFIG_FILE).read_text())
@@ -236,7 +239,7 @@ class ContrastGeo(nn.Module):
         tlm = F.logsigmoid(match_log_odds(self.match_logits(posts, locations, top_idx)))
         w = self.config.rerank.tlm_weight
         scores = (1 - w) * top_tlc + w * tlm
-        order = scores.argsort(dim=1, descending=True)
+        order = scores.argsort(dim=1, descending=True, stable=True)  # ties keep TLC order
         return Ranking(
             indices=top_idx.gather(1, order),
             scores=scores.gather(1, order),
@@ -249,7 +252,9 @@ class ContrastGeo(nn.Module):
     def embed_posts(self, posts: Sequence[Any], batch_size: int = 64) -> Tensor:
         """(B, D) post embeddings, computed in length-sorted batches, in input order."""
         return self._batched(
-            posts, self._post_lengths(posts), batch_size,
+            posts,
+            self._post_lengths(posts),
+            batch_size,
             lambda chunk: self.encode_posts(chunk).embeddings,
         )
 
@@ -257,7 +262,9 @@ class ContrastGeo(nn.Module):
     def embed_locations(self, locations: Sequence[Location], batch_size: int = 128) -> Tensor:
         """(N, D) location embeddings (template-averaged)."""
         return self._batched(
-            locations, [len(loc.name) for loc in locations], batch_size,
+            locations,
+            [len(loc.name) for loc in locations],
+            batch_size,
             lambda chunk: self.encode_locations(chunk).embeddings,
         )
 
@@ -280,10 +287,12 @@ class ContrastGeo(nn.Module):
     ) -> Encoded:
         """``encode_locations`` for a long list, in eval mode and without gradients."""
         with eval_mode(self):
-            return cat_encoded([
-                self.encode_locations(locations[i : i + batch_size])
-                for i in range(0, len(locations), batch_size)
-            ])
+            return cat_encoded(
+                [
+                    self.encode_locations(locations[i : i + batch_size])
+                    for i in range(0, len(locations), batch_size)
+                ]
+            )
 
     @torch.no_grad()
     def predict(
@@ -298,7 +307,9 @@ class ContrastGeo(nn.Module):
         ``encoded_locations`` (from ``encode_locations_batched``) to reuse them across calls."""
         locs = encoded_locations or self.encode_locations_batched(locations)
         return self._batched(
-            posts, self._post_lengths(posts), batch_size,
+            posts,
+            self._post_lengths(posts),
+            batch_size,
             lambda chunk: self.rank(self.encode_posts(chunk), locs, k),
         )
 
@@ -347,8 +358,10 @@ def cat_encoded(parts: list[Encoded]) -> Encoded:
     width = max(p.states.shape[1] for p in parts)
 
     def pad(x: Tensor) -> Tensor:
-        return F.pad(x, (0, 0, 0, width - x.shape[1])) if x.dim() == 3 else F.pad(
-            x, (0, width - x.shape[1])
+        return (
+            F.pad(x, (0, 0, 0, width - x.shape[1]))
+            if x.dim() == 3
+            else F.pad(x, (0, width - x.shape[1]))
         )
 
     return Encoded(

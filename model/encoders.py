@@ -91,9 +91,7 @@ class Encoded:
         """Rows by index, any index shape: (B, K) gives embeddings (B, K, D) etc."""
         flat = index.reshape(-1)
         texts = [self.texts[i] for i in flat.tolist()] if self.texts else []
-        return Encoded(
-            self.embeddings[index], self.states[index], self.mask[index], texts=texts
-        )
+        return Encoded(self.embeddings[index], self.states[index], self.mask[index], texts=texts)
 
 
 class TextEncoder(nn.Module):

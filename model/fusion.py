@@ -117,8 +117,7 @@ class CrossAttentionFusion(nn.Module):
     def __init__(self, hidden_size: int, config: FusionConfig):
         super().__init__()
         self.blocks = nn.ModuleList(
-            AttentionBlock(hidden_size, config.heads, config.dropout)
-            for _ in range(config.layers)
+            AttentionBlock(hidden_size, config.heads, config.dropout) for _ in range(config.layers)
         )
         self.norm = nn.LayerNorm(hidden_size)
         self.output_dim = hidden_size

@@ -77,10 +77,9 @@ def freeze_lower_layers(model: ContrastGeo, n: int) -> int:
     (BERT-style parameter names). Returns the number of frozen tensors."""
     if n == 0:
         return 0
-    prefixes = ("embeddings.",) + tuple(f"encoder.layer.{i}." for i in range(n))
+    prefixes = ("embeddings.", *(f"encoder.layer.{i}." for i in range(n)))
     frozen = 0
-    for encoder in {id(model.post_encoder): model.post_encoder,
-                    id(model.loc_encoder): model.loc_encoder}.values():
+    for encoder in {model.post_encoder, model.loc_encoder}:  # one when shared
         for name, param in encoder.backbone.named_parameters():
             if name.startswith(prefixes):
                 param.requires_grad_(False)

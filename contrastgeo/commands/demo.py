@@ -15,11 +15,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--fusion", choices=["vector", "cross-attention", "token"], default="vector",
+        "--fusion",
+        choices=["vector", "cross-attention", "token"],
+        default="vector",
         help="matching-head fusion strategy (default vector)",
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("runs/demo/model"),
+        "--out",
+        type=Path,
+        default=Path("runs/demo/model"),
         help="where the trained model is saved (default runs/demo/model)",
     )
 
@@ -48,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"Zero-shot (nearest location prompt, no training): Acc@1 = {zero_acc:.0%}")
 
     result = fit(
-        model, data.train, data.locations,
+        model,
+        data.train,
+        data.locations,
         TrainConfig(epochs=args.epochs, batch_size=16, seed=args.seed),
     )
     ranking = model.predict(posts, data.locations)

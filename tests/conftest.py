@@ -1,0 +1,92 @@
+"""Shared fixtures: a tiny random BERT (no weights, no network) and paths to real data."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+from model import ContrastGeo, ContrastGeoConfig, EncoderConfig, FusionConfig, Location
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+LOCATIONS = [
+    Location("1", "Memphis", "Tennessee", "US", 35.15, -90.05),
+    Location("2", "Nashville", "Tennessee", "US", 36.17, -86.78),
+    Location("3", "Ghent", "", "BE", 51.05, 3.72),
+    Location("4", "Split", "Split-Dalmatia", "HR", 43.51, 16.44),
+    Location("5", "Utrecht", "Utrecht", "NL", 52.09, 5.12),
+]
+
+
+def shared_data(*parts: str) -> Path:
+    """Path under ../shared/data; skips the test cleanly when the data is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} (present in CI beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer() -> BertTokenizerFast:
+    """A WordPiece tokenizer: whole words for the test vocabulary (location names, prompt
+    words), single characters for everything else, so any ASCII text tokenizes."""
+    chars = string.ascii_lowercase + string.digits + string.punctuation
+    words = {
+        w
+        for loc in LOCATIONS
+        for f in (loc.name, loc.admin, loc.country)
+        for w in f.lower().replace("-", " ").split()
+    }
+    words |= {"a", "post", "from", "hello", "going", "to", "lunch", "in", "rain", "back"}
+    vocab = list(
+        dict.fromkeys(
+            [
+                "[PAD]",
+                "[UNK]",
+                "[CLS]",
+                "[SEP]",
+                "[MASK]",
+                *sorted(words),
+                *chars,
+                *(f"##{c}" for c in chars),
+            ]
+        )
+    )
+    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True)
+    assert tokenizer.vocab_size == len(vocab)
+    return tokenizer
+
+
+def tiny_backbone(vocab_size: int, seed: int = 0) -> BertModel:
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
+    return BertModel(config)
+
+
+@pytest.fixture
+def make_model(tiny_tokenizer):
+    """Factory: a tiny random ContrastGeo with the given fusion strategy and config parts."""
+
+    def make(strategy: str = "vector", seed: int = 0, **config_parts) -> ContrastGeo:
+        fusion = config_parts.pop("fusion", FusionConfig(strategy=strategy, heads=2))
+        encoder = config_parts.pop("encoder", EncoderConfig(checkpoint="unused"))
+        config = ContrastGeoConfig(encoder=encoder, fusion=fusion, **config_parts)
+        backbone = tiny_backbone(tiny_tokenizer.vocab_size, seed)
+        location_backbone = (
+            None if encoder.shared else tiny_backbone(tiny_tokenizer.vocab_size, seed + 1)
+        )
+        torch.manual_seed(seed)
+        return ContrastGeo(config, backbone, tiny_tokenizer, location_backbone)
+
+    return make

@@ -1,0 +1,91 @@
+"""Pooling, prompts and the typed config."""
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from model.config import ContrastGeoConfig, FusionConfig, PromptConfig
+from model.encoders import DEFAULT_CHECKPOINT, l2_normalize, pool, resolve_checkpoint
+from model.prompts import Location, PostFields, location_texts, post_text
+
+STATES = torch.tensor(
+    [[[1.0, 2.0], [3.0, 6.0], [100.0, -100.0]], [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]]
+)
+MASK = torch.tensor([[1, 1, 0], [1, 1, 1]])
+
+
+def test_pooling_methods_respect_the_mask():
+    assert pool("cls", (STATES,), MASK).tolist() == [[1.0, 2.0], [0.0, 1.0]]
+    assert pool("mean", (STATES,), MASK).tolist() == [[2.0, 4.0], [2.0, 3.0]]
+    assert pool("max", (STATES,), MASK).tolist() == [[3.0, 6.0], [4.0, 5.0]]
+    first = torch.zeros_like(STATES)
+    layers = (torch.full_like(STATES, 7.0), first, STATES)  # embeddings, layer 1, layer 2
+    assert pool("first-last-avg", layers, MASK).tolist() == [[1.0, 2.0], [1.0, 1.5]]
+
+
+def test_l2_normalize():
+    x = l2_normalize(torch.tensor([[3.0, 4.0], [0.0, 0.0]]))
+    torch.testing.assert_close(x, torch.tensor([[0.6, 0.8], [0.0, 0.0]]))
+
+
+def test_default_checkpoint_resolves_to_the_bundled_model():
+    path = resolve_checkpoint(DEFAULT_CHECKPOINT)
+    assert path.endswith("model")
+    assert resolve_checkpoint("/some/folder") == "/some/folder"
+
+
+def test_location_texts_drop_empty_fields_cleanly():
+    config = PromptConfig(location_templates=("{name}, {admin}, {country}", "a post from {place}"))
+    assert location_texts(Location("1", "Ghent", "", "BE"), config) == [
+        "Ghent, BE",
+        "a post from Ghent, BE",
+    ]
+    memphis = Location("2", "Memphis", "Tennessee", "US")
+    assert location_texts(memphis, config)[1] == "a post from Memphis, Tennessee, US"
+
+
+def test_post_text_fields_order_and_text_only():
+    post = PostFields(
+        text="Beale Street\ntonight",
+        user_location="Memphis, TN",
+        user_description="",
+        source="Twitter for iPhone",
+    )
+    config = PromptConfig(post_fields=("user_location", "text", "user_description", "source"))
+    assert post_text(post, config) == (
+        "location: Memphis, TN | Beale Street tonight | source: Twitter for iPhone"
+    )
+    assert post_text(post, PromptConfig(post_fields=("text",))) == "Beale Street tonight"
+    assert post_text("  plain   string ", config) == "plain string"
+
+
+def test_post_text_accepts_any_object_with_the_fields():
+    class Tweet:
+        text = "hi"
+        user_location = "Ghent"
+
+    assert post_text(Tweet(), PromptConfig()) == "hi | location: Ghent"
+
+
+def test_config_json_round_trip_and_fingerprint():
+    config = ContrastGeoConfig(fusion=FusionConfig(strategy="token"), temperature=0.1)
+    again = ContrastGeoConfig.from_json(config.to_json())
+    assert again == config
+    assert again.fingerprint() == config.fingerprint()
+    assert ContrastGeoConfig().fingerprint() != config.fingerprint()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"fusion": {"strategy": "late"}},
+        {"encoder": {"pooling": "median"}},
+        {"prompts": {"location_templates": ["{city}"]}},
+        {"prompts": {"post_fields": ["text", "text"]}},
+        {"temperature": 0},
+        {"unknown_key": 1},
+    ],
+)
+def test_config_rejects_nonsense(bad):
+    with pytest.raises(ValidationError):
+        ContrastGeoConfig.model_validate(bad)
