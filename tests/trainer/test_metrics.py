@@ -1,0 +1,109 @@
+"""Metrics against a naive re-implementation (loops, math module, no numpy tricks)."""
+
+import math
+import statistics
+
+import numpy as np
+import pytest
+
+from trainer.metrics import geolocation_metrics, macro_f1
+
+R = 6371.0088
+
+
+def naive_km(lat1, lon1, lat2, lon2):
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * R * math.asin(math.sqrt(a))
+
+
+def naive_metrics(ranked, gold, lat, lon, conf, coverage=0.2):
+    n = len(gold)
+    rows = []
+    for i in range(n):
+        top = ranked[i][0]
+        if top < 0:
+            d = max(naive_km(lat[j], lon[j], lat[gold[i]], lon[gold[i]]) for j in range(len(lat)))
+        else:
+            d = naive_km(lat[top], lon[top], lat[gold[i]], lon[gold[i]])
+        rows.append(
+            {
+                "c": top == gold[i],
+                "t5": gold[i] in list(ranked[i][:5]),
+                "d": d,
+                "near": top >= 0 and d <= 161.0,
+                "conf": conf[i] if top >= 0 else -math.inf,
+            }
+        )
+    order = sorted(range(n), key=lambda i: -rows[i]["conf"])[: max(1, math.ceil(coverage * n))]
+    return {
+        "acc@1": sum(r["c"] for r in rows) / n,
+        "acc@5": sum(r["t5"] for r in rows) / n,
+        "acc@161km": sum(r["near"] for r in rows) / n,
+        "mean_km": sum(r["d"] for r in rows) / n,
+        "median_km": statistics.median(r["d"] for r in rows),
+        "acc@1_cov20": sum(rows[i]["c"] for i in order) / len(order),
+        "acc@161km_cov20": sum(rows[i]["near"] for i in order) / len(order),
+    }
+
+
+def naive_macro_f1(pred, gold):
+    labels = sorted(set(gold) | {p for p in pred if p >= 0})
+    f1s = []
+    for c in labels:
+        tp = sum(p == c and g == c for p, g in zip(pred, gold, strict=True))
+        fp = sum(p == c and g != c for p, g in zip(pred, gold, strict=True))
+        fn = sum(p != c and g == c for p, g in zip(pred, gold, strict=True))
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+    return sum(f1s) / len(f1s)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_match_naive_reference(seed):
+    rng = np.random.default_rng(seed)
+    n, locs, k = 53, 9, 6
+    lat, lon = rng.uniform(30, 50, locs), rng.uniform(-100, -70, locs)
+    gold = rng.integers(0, locs, n)
+    ranked = np.stack([rng.permutation(locs)[:k] for _ in range(n)])
+    hit = rng.random(n) < 0.3  # make some top-1 answers right
+    ranked[hit, 0] = gold[hit]
+    ranked[rng.random(n) < 0.1] = -1  # abstentions
+    conf = rng.random(n)
+    ours = geolocation_metrics(ranked, gold, lat, lon, conf)
+    ref = naive_metrics(ranked.tolist(), gold.tolist(), lat.tolist(), lon.tolist(), conf.tolist())
+    for key, value in ref.items():
+        assert ours[key] == pytest.approx(value), key
+    assert ours["macro_f1"] == pytest.approx(naive_macro_f1(ranked[:, 0].tolist(), gold.tolist()))
+    assert ours["answered"] == pytest.approx(np.mean(ranked[:, 0] >= 0))
+
+
+def test_macro_f1_hand_computed():
+    # labels {0, 1, 2}: F1(0) = 2*1/(2*1+0+1) = 2/3, F1(1) = 1 (both right, no false
+    # positive), F1(2) = 0 (predicted once, never gold)
+    assert macro_f1(np.array([0, 2, 1, 1]), np.array([0, 0, 1, 1])) == pytest.approx(
+        (2 / 3 + 1 + 0) / 3
+    )
+
+
+def test_perfect_and_abstaining_methods():
+    lat, lon = np.array([35.0, 36.0, 45.0]), np.array([-90.0, -87.0, 20.0])
+    gold = np.array([0, 1, 2])
+    perfect = geolocation_metrics(gold[:, None], gold, lat, lon)
+    assert perfect["acc@1"] == perfect["acc@161km"] == perfect["macro_f1"] == 1.0
+    assert perfect["mean_km"] == 0.0
+    silent = geolocation_metrics(np.full((3, 1), -1), gold, lat, lon)
+    assert silent["acc@1"] == silent["acc@161km"] == silent["answered"] == 0.0
+    assert silent["mean_km"] > 5000  # the worst candidate, not zero
+
+
+def test_coverage_picks_the_most_confident():
+    lat, lon = np.zeros(2), np.array([0.0, 10.0])
+    gold = np.zeros(10, dtype=int)
+    ranked = np.array([[0]] * 2 + [[1]] * 8)
+    conf = np.array([0.9, 0.8] + [0.1] * 8)
+    m = geolocation_metrics(ranked, gold, lat, lon, conf)
+    assert m["acc@1"] == pytest.approx(0.2)
+    assert m["acc@1_cov20"] == 1.0

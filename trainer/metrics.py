@@ -1,0 +1,82 @@
+"""Geolocation metrics over ranked candidate locations.
+
+A method's output for n posts is ``ranked`` (n, k) location indices, best first, and a
+``confidence`` (n,) used for accuracy at a coverage (the fraction of posts the method is
+most confident about). A row whose first entry is -1 is an abstention ("no answer"): it is
+wrong for every accuracy and macro-F1, and its distance error is that of the candidate
+location farthest from the truth (the worst any answer could do), so abstaining never
+improves a distance metric.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from trainer.data.catalogue import haversine_km
+
+ACC_KM = 161.0  # 100 miles, the usual Twitter geolocation threshold
+
+
+def macro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
+    """Macro-averaged F1 over every label that occurs in ``gold`` or ``pred`` (as
+    scikit-learn's ``f1_score(average="macro")``); -1 (abstain) is never a label."""
+    labels = np.union1d(gold, pred[pred >= 0])
+    scores = []
+    for label in labels:
+        tp = np.sum((pred == label) & (gold == label))
+        fp = np.sum((pred == label) & (gold != label))
+        fn = np.sum((pred != label) & (gold == label))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def geolocation_metrics(
+    ranked: np.ndarray,
+    gold: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    confidence: np.ndarray | None = None,
+    coverage: float = 0.2,
+) -> dict[str, float]:
+    """Acc@1, Acc@5, Acc@161km, mean/median km, macro-F1, answered fraction, and Acc@1 and
+    Acc@161km on the ``coverage`` most confident posts (``*_cov20`` for 0.2).
+
+    ranked: (n, k) location indices; gold: (n,); lat/lon: (num_locations,) coordinates.
+    """
+    ranked = np.asarray(ranked).reshape(len(gold), -1)
+    gold = np.asarray(gold)
+    if len(gold) == 0:
+        raise ValueError("no posts to score")
+    top1 = ranked[:, 0]
+    answered = top1 >= 0
+    dist = np.empty(len(gold))
+    dist[answered] = haversine_km(
+        lat[top1[answered]], lon[top1[answered]], lat[gold[answered]], lon[gold[answered]]
+    )
+    if (~answered).any():
+        worst = haversine_km(
+            lat[gold[~answered], None], lon[gold[~answered], None], lat[None], lon[None]
+        ).max(axis=1)
+        dist[~answered] = worst
+    correct = answered & (top1 == gold)
+    near = answered & (dist <= ACC_KM)
+    in_top5 = (ranked[:, :5] == gold[:, None]).any(axis=1)
+
+    confidence = np.zeros(len(gold)) if confidence is None else np.asarray(confidence, float)
+    confidence = np.where(answered, confidence, -np.inf)
+    m = max(1, math.ceil(coverage * len(gold)))
+    confident = np.argsort(-confidence, kind="stable")[:m]
+    tag = f"cov{round(coverage * 100)}"
+    return {
+        "acc@1": float(correct.mean()),
+        "acc@5": float(in_top5.mean()),
+        "acc@161km": float(near.mean()),
+        "mean_km": float(dist.mean()),
+        "median_km": float(np.median(dist)),
+        "macro_f1": macro_f1(top1, gold),
+        "answered": float(answered.mean()),
+        f"acc@1_{tag}": float(correct[confident].mean()),
+        f"acc@161km_{tag}": float(near[confident].mean()),
+    }
