@@ -1,0 +1,114 @@
+"""The few-shot protocol: no user or text leakage, nested shots, bots dropped, seeded."""
+
+import numpy as np
+import pytest
+
+from schemas.posts import Post
+from tests.conftest import shared_data
+from trainer.data.fewshot import FewShotConfig, bot_mask, make_split, normalized_text
+from trainer.data.readers import Record
+
+
+def _synthetic(n_locations=6, users_per_location=12, posts_per_user=4, seed=0):
+    rng = np.random.default_rng(seed)
+    records, labels = [], []
+    for loc in range(n_locations):
+        for u in range(users_per_location):
+            for p in range(posts_per_user):
+                words = " ".join(rng.choice(["sun", "rain", "bus", "tea", "dog"], 4))
+                text = f"loc{loc} user{u} post{p} {words}"
+                records.append(Record(Post(id=f"{loc}-{u}-{p}", text=text, user_id=f"u{loc}-{u}")))
+                labels.append(loc)
+    return records, np.array(labels)
+
+
+def _check_no_leakage(records, labels, split):
+    groups = {
+        "test": split.test,
+        "dev": split.dev,
+        "train": [i for loc in split.location_ids for i in split.train_pool[loc]],
+    }
+    users = {name: {records[i].post.user_id for i in idx} for name, idx in groups.items()}
+    texts = {
+        name: {normalized_text(records[i].post.text) for i in idx} for name, idx in groups.items()
+    }
+    for a, b in [("test", "dev"), ("test", "train"), ("dev", "train")]:
+        if split.user_disjoint:
+            assert not users[a] & users[b], f"a user is in both {a} and {b}"
+        assert not texts[a] & texts[b], f"a text is in both {a} and {b}"
+    for name, idx in groups.items():
+        assert all(int(labels[i]) in split.location_ids for i in idx), name
+
+
+def test_synthetic_split_has_no_leakage_and_nested_shots():
+    records, labels = _synthetic()
+    split = make_split(records, labels, FewShotConfig(shots=(1, 2, 4, 8), min_posts=20))
+    assert split.user_disjoint and len(split.location_ids) == 6
+    _check_no_leakage(records, labels, split)
+    for k in (1, 2, 4):
+        assert set(split.shots(k)) < set(split.shots(2 * k))
+        assert len(split.shots(k)) == 6 * k
+    # round robin: the 4 shots of a location come from 4 different users
+    for loc in split.location_ids:
+        assert len({records[i].post.user_id for i in split.train_pool[loc][:4]}) == 4
+
+
+def test_split_is_reproducible_and_seed_dependent():
+    records, labels = _synthetic()
+    config = FewShotConfig(shots=(1, 4), min_posts=20)
+    a, b = make_split(records, labels, config), make_split(records, labels, config)
+    assert a.test == b.test and a.shots(4) == b.shots(4)
+    c = make_split(records, labels, FewShotConfig(shots=(1, 4), min_posts=20, seed=1))
+    assert c.test != a.test
+
+
+def test_without_user_ids_split_by_post_and_cap_locations():
+    records, labels = _synthetic()
+    anonymous = [Record(r.post.model_copy(update={"user_id": ""})) for r in records]
+    split = make_split(
+        anonymous, labels, FewShotConfig(shots=(1, 2), min_posts=20, max_locations=3)
+    )
+    assert not split.user_disjoint and len(split.location_ids) == 3
+    _check_no_leakage(anonymous, labels, split)
+
+
+def test_bot_rules():
+    job = Record(Post(id="j", text="Nurse wanted! #hiring #CareerArc", user_id="hr"))
+    station = [
+        Record(Post(id=f"w{i}", text=f"Temp {i},{i} C Hum {50 + i}% Wind {i} m/s", user_id="meteo"))
+        for i in range(12)
+    ]
+    person = [
+        Record(Post(id=f"p{i}", text=f"lunch number {i} was {w}", user_id="amy"))
+        for i, w in enumerate(["good", "bad", "ok"] * 4)
+    ]
+    # templates: "lunch number # was good" etc. -> 3 templates, top share 1/3 < 0.5
+    is_bot, reasons = bot_mask([job, *station, *person])
+    assert is_bot[0] and is_bot[1:13].all() and not is_bot[13:].any()
+    assert reasons == {"job-ad": 1, "templated": 12}
+
+
+def test_duplicates_and_unlabeled_are_reported():
+    records, labels = _synthetic(n_locations=2)
+    records.append(Record(Post(id="dup", text=records[0].post.text.upper(), user_id="x")))
+    records.append(Record(Post(id="nolabel", text="somewhere", user_id="y")))
+    labels = np.append(labels, [0, -1])
+    split = make_split(records, labels, FewShotConfig(shots=(1,), min_posts=10))
+    assert split.report["dropped:duplicate-text"] == 1
+    assert split.report["dropped:unlabeled"] == 1
+
+
+@pytest.mark.slow
+def test_real_us_south_split_is_user_disjoint():
+    from trainer.data.catalogue import build_catalogue, label_records
+    from trainer.data.readers import read_dataset
+
+    data = read_dataset(shared_data("us-south-tweets", "tweets.jsonl.gz"), "twitter-jsonl")
+    catalogue = build_catalogue(["US"], min_population=5000)
+    labels = label_records(data.records, catalogue).labels
+    split = make_split(data.records, labels, FewShotConfig(max_locations=20))
+    assert split.user_disjoint and len(split.location_ids) == 20
+    _check_no_leakage(data.records, labels, split)
+    assert split.report["dropped:bot-job-ad"] > 100  # #hiring/#CareerArc are frequent here
+    names = [catalogue.locations[i].name for i in split.location_ids]
+    assert names[0] == "Memphis"

@@ -1,0 +1,191 @@
+"""The few-shot protocol: clean, deduplicate, split by user, draw k shots per location.
+
+1. **Bots** are dropped by two documented rules: (a) job-ad hashtags (``#hiring``,
+   ``#CareerArc``, ``#job``, ``#jobs``); (b) templated posters: texts are reduced to a
+   *template* (lower-cased, URLs, mentions and numbers removed, first 40 characters); a
+   user with >= 10 posts whose most common template covers >= 50% of them is a bot (weather
+   stations, check-in feeds), and without user ids any template seen >= 10 times is.
+2. **Duplicates**: posts with the same normalized text (URLs and mentions removed,
+   lower-cased) keep only the first, so no text appears on both sides of a split.
+3. **Splits by user**: every post of a user goes to the same split (train pool, dev or
+   test); a dataset without user ids splits by post. Users are assigned in a seeded random
+   order to the split that is furthest below its target share for the user's main location.
+4. **Locations**: those with >= ``min_posts`` posts in each of train pool, dev and test
+   requirements (see ``FewShotConfig``), capped to the ``max_locations`` most frequent.
+5. **Shots**: for k in ``shots``, the first k posts of a seeded per-location order of the
+   train pool, round-robin over users (so 16 shots are not one user's 16 posts); the k-shot
+   sets are nested (the 1-shot post is in the 2-shot set ...).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trainer.data.readers import Record
+
+JOB_TAGS = re.compile(r"#(hiring|careerarc|jobs?)\b", re.IGNORECASE)
+_URL_MENTION = re.compile(r"https?://\S+|@\w+")
+_NUMBER = re.compile(r"\d+([.,:]\d+)*")
+_SPACES = re.compile(r"\s+")
+
+
+def normalized_text(text: str) -> str:
+    return _SPACES.sub(" ", _URL_MENTION.sub(" ", text.casefold())).strip()
+
+
+def template(text: str) -> str:
+    return _SPACES.sub(" ", _NUMBER.sub("#", normalized_text(text))).strip()[:40]
+
+
+def bot_mask(records: Sequence[Record], min_posts: int = 10, share: float = 0.5):
+    """(is_bot boolean array, Counter of reasons) by the two rules in the module doc."""
+    is_bot = np.zeros(len(records), dtype=bool)
+    reasons: Counter[str] = Counter()
+    templates = [template(r.post.text) for r in records]
+    for i, r in enumerate(records):
+        if JOB_TAGS.search(r.post.text):
+            is_bot[i] = True
+            reasons["job-ad"] += 1
+    by_user: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        by_user[r.post.user_id].append(i)
+    templated: set[int] = set()
+    for user, idx in by_user.items():
+        if not user:  # no user ids: a template repeated >= min_posts times is a bot
+            counts = Counter(templates[i] for i in idx)
+            templated.update(i for i in idx if counts[templates[i]] >= min_posts)
+        elif len(idx) >= min_posts:
+            _, top = Counter(templates[i] for i in idx).most_common(1)[0]
+            if top >= share * len(idx):
+                templated.update(idx)
+    for i in templated:
+        if not is_bot[i]:
+            is_bot[i] = True
+            reasons["templated"] += 1
+    return is_bot, reasons
+
+
+@dataclass(frozen=True)
+class FewShotConfig:
+    shots: tuple[int, ...] = (1, 2, 4, 8, 16)
+    min_posts: int = 30  # per location, after cleaning
+    max_locations: int | None = 50
+    dev_share: float = 0.15
+    test_share: float = 0.3
+    max_test_per_location: int = 50
+    max_dev_per_location: int = 10
+    seed: int = 0
+
+
+@dataclass
+class FewShotSplit:
+    location_ids: list[int]  # catalogue location indices kept, most frequent first
+    train_pool: dict[int, list[int]]  # location -> record indices (round-robin user order)
+    dev: list[int]
+    test: list[int]
+    user_disjoint: bool
+    report: Counter[str] = field(default_factory=Counter)
+
+    def shots(self, k: int) -> list[int]:
+        """Record indices of the k-shot training set (nested in k)."""
+        return [i for loc in self.location_ids for i in self.train_pool[loc][:k]]
+
+
+def make_split(
+    records: Sequence[Record], labels: np.ndarray, config: FewShotConfig = FewShotConfig()
+) -> FewShotSplit:
+    """Apply steps 1-5 of the module doc to labeled records (labels -1 = unlabeled)."""
+    report: Counter[str] = Counter()
+    is_bot, bot_reasons = bot_mask(records)
+    report.update({f"dropped:bot-{k}": v for k, v in bot_reasons.items()})
+    seen: set[str] = set()
+    keep: list[int] = []
+    for i, r in enumerate(records):
+        if labels[i] < 0:
+            report["dropped:unlabeled"] += 1
+        elif is_bot[i]:
+            continue
+        elif (norm := normalized_text(r.post.text)) in seen or not norm:
+            report["dropped:duplicate-text"] += 1
+        else:
+            seen.add(norm)
+            keep.append(i)
+
+    user_disjoint = any(records[i].post.user_id for i in keep)
+
+    def group_of(i: int) -> str:
+        return records[i].post.user_id if user_disjoint else f"post:{i}"
+
+    counts = Counter(int(labels[i]) for i in keep)
+    candidates = [loc for loc, n in counts.most_common() if n >= config.min_posts]
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in keep:
+        if counts[int(labels[i])] >= config.min_posts:
+            groups[group_of(i)].append(i)
+
+    rng = random.Random(config.seed)
+    order = sorted(groups)
+    rng.shuffle(order)
+    shares = {
+        "test": config.test_share,
+        "dev": config.dev_share,
+        "train": 1.0 - config.test_share - config.dev_share,
+    }
+    assigned: dict[int, Counter[str]] = defaultdict(Counter)
+    split_of: dict[str, str] = {}
+    for g in order:
+        main = Counter(int(labels[i]) for i in groups[g]).most_common(1)[0][0]
+        have = assigned[main]
+        total = sum(have.values()) + len(groups[g])
+        split = max(shares, key=lambda s: shares[s] * total - have[s])
+        split_of[g] = split
+        for i in groups[g]:
+            assigned[int(labels[i])][split] += 1
+
+    per_split: dict[str, dict[int, list[int]]] = {s: defaultdict(list) for s in shares}
+    for g in order:
+        for i in groups[g]:
+            per_split[split_of[g]][int(labels[i])].append(i)
+    max_k = max(config.shots)
+    location_ids = [
+        loc
+        for loc in candidates
+        if len(per_split["train"][loc]) >= max_k
+        and per_split["test"][loc]
+        and per_split["dev"][loc]
+    ]
+    report["dropped-locations:too-few-posts-per-split"] = len(candidates) - len(location_ids)
+    location_ids = location_ids[: config.max_locations]
+
+    train_pool = {loc: _round_robin(per_split["train"][loc], records, rng) for loc in location_ids}
+    dev = [i for loc in location_ids for i in per_split["dev"][loc][: config.max_dev_per_location]]
+    test = [
+        i for loc in location_ids for i in per_split["test"][loc][: config.max_test_per_location]
+    ]
+    report["locations"] = len(location_ids)
+    report["test_posts"] = len(test)
+    report["dev_posts"] = len(dev)
+    return FewShotSplit(location_ids, train_pool, dev, test, user_disjoint, report)
+
+
+def _round_robin(indices: list[int], records: Sequence[Record], rng: random.Random) -> list[int]:
+    """Seeded order that takes one post per user in turn."""
+    by_user: dict[str, list[int]] = defaultdict(list)
+    for i in indices:
+        by_user[records[i].post.user_id or f"post:{i}"].append(i)
+    users = sorted(by_user)
+    rng.shuffle(users)
+    for u in users:
+        rng.shuffle(by_user[u])
+    out: list[int] = []
+    while any(by_user[u] for u in users):
+        for u in users:
+            if by_user[u]:
+                out.append(by_user[u].pop())
+    return out
