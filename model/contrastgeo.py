@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
 from model.config import ContrastGeoConfig
-from model.encoders import Encoded, TextEncoder, load_backbone
+from model.encoders import Encoded, TextEncoder, l2_normalize, load_backbone
 from model.fusion import (
     CrossAttentionFusion,
     MatchingHead,
@@ -192,7 +192,7 @@ class ContrastGeo(nn.Module):
         enc = self.loc_encoder.encode(batch["input_ids"], batch["attention_mask"], flat)
         mean = enc.embeddings.view(t, n, -1).mean(dim=0)
         return Encoded(
-            embeddings=F.normalize(mean, dim=-1),
+            embeddings=l2_normalize(mean),
             states=enc.states[:n],
             mask=enc.mask[:n],
             texts=flat[:n],
@@ -325,6 +325,8 @@ class ContrastGeo(nn.Module):
     ) -> T:
         """Run ``fn`` in eval mode on length-sorted batches (less padding) and return the
         concatenated result (a tensor or a ``Ranking``) in input order."""
+        if not items:
+            raise ValueError("nothing to encode: the list of posts or locations is empty")
         order = sorted(range(len(items)), key=lengths.__getitem__)
         with eval_mode(self):
             outputs = [

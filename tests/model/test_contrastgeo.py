@@ -170,3 +170,11 @@ def test_temperature_learnable_or_fixed(make_model):
     fixed = make_model(learnable_temperature=False, temperature=0.1)
     assert not fixed.logit_scale.requires_grad
     assert fixed.scale().item() == pytest.approx(10.0)
+
+
+def test_empty_input_is_a_clear_error(make_model):
+    model = make_model()
+    with pytest.raises(ValueError, match="empty"):
+        model.predict([], LOCATIONS)
+    with pytest.raises(ValueError, match="empty"):
+        model.embed_locations([])
