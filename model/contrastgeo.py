@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -336,11 +336,11 @@ class ContrastGeo(nn.Module):
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
         if isinstance(outputs[0], Ranking):
-            fields = {
+            columns = {
                 name: torch.cat([getattr(o, name) for o in outputs])[inverse]
-                for name in ("indices", "scores", "tlc_logprob", "tlm_logprob")
+                for name in (f.name for f in fields(Ranking))
             }
-            return Ranking(**fields)
+            return Ranking(**columns)
         return torch.cat(outputs)[inverse]
 
 

@@ -20,7 +20,6 @@ class ExampleData:
     locations: list[Location]
     train: list[Example]
     test: list[Example]
-    ids: dict[str, list[str]]  # split -> post ids, in order
 
 
 def load_example() -> ExampleData:
@@ -32,12 +31,10 @@ def load_example() -> ExampleData:
     ]
     index = {loc.id: i for i, loc in enumerate(locations)}
     splits: dict[str, list[Example]] = {"train": [], "test": []}
-    ids: dict[str, list[str]] = {"train": [], "test": []}
     for line in (folder / "posts.jsonl").read_text().splitlines():
         if not line.strip():
             continue
         row = json.loads(line)
         post = PostFields(text=row["text"], user_location=row.get("user_location", ""))
         splits[row["split"]].append(Example(post, index[row["location_id"]]))
-        ids[row["split"]].append(row["id"])
-    return ExampleData(locations, splits["train"], splits["test"], ids)
+    return ExampleData(locations, splits["train"], splits["test"])

@@ -112,3 +112,13 @@ def test_real_us_south_split_is_user_disjoint():
     assert split.report["dropped:bot-job-ad"] > 100  # #hiring/#CareerArc are frequent here
     names = [catalogue.locations[i].name for i in split.location_ids]
     assert names[0] == "Memphis"
+
+
+def test_report_counts_every_dropped_record_once():
+    records, labels = _synthetic(n_locations=2)
+    records.append(Record(Post(id="ad", text="Nurse wanted #hiring", user_id="hr")))
+    records.append(Record(Post(id="ad2", text="Cook wanted #hiring", user_id="hr2")))
+    labels = np.append(labels, [-1, 0])  # an unlabeled job ad and a labeled one
+    split = make_split(records, labels, FewShotConfig(shots=(1,), min_posts=10))
+    assert split.report["dropped:unlabeled"] == 1
+    assert split.report["dropped:bot-job-ad"] == 1  # the unlabeled ad is not counted twice

@@ -43,32 +43,36 @@ def template(text: str) -> str:
     return _SPACES.sub(" ", _NUMBER.sub("#", normalized_text(text))).strip()[:40]
 
 
-def bot_mask(records: Sequence[Record], min_posts: int = 10, share: float = 0.5):
-    """(is_bot boolean array, Counter of reasons) by the two rules in the module doc."""
-    is_bot = np.zeros(len(records), dtype=bool)
-    reasons: Counter[str] = Counter()
+def bot_reasons(
+    records: Sequence[Record], min_posts: int = 10, share: float = 0.5
+) -> list[str | None]:
+    """Per record: ``"job-ad"``, ``"templated"`` or None, by the two rules in the module
+    doc. A user's templates are judged over all their posts, labeled or not."""
+    reasons: list[str | None] = [
+        "job-ad" if JOB_TAGS.search(r.post.text) else None for r in records
+    ]
     templates = [template(r.post.text) for r in records]
-    for i, r in enumerate(records):
-        if JOB_TAGS.search(r.post.text):
-            is_bot[i] = True
-            reasons["job-ad"] += 1
     by_user: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(records):
         by_user[r.post.user_id].append(i)
-    templated: set[int] = set()
     for user, idx in by_user.items():
         if not user:  # no user ids: a template repeated >= min_posts times is a bot
             counts = Counter(templates[i] for i in idx)
-            templated.update(i for i in idx if counts[templates[i]] >= min_posts)
+            templated = [i for i in idx if counts[templates[i]] >= min_posts]
         elif len(idx) >= min_posts:
             _, top = Counter(templates[i] for i in idx).most_common(1)[0]
-            if top >= share * len(idx):
-                templated.update(idx)
-    for i in templated:
-        if not is_bot[i]:
-            is_bot[i] = True
-            reasons["templated"] += 1
-    return is_bot, reasons
+            templated = idx if top >= share * len(idx) else []
+        else:
+            templated = []
+        for i in templated:
+            reasons[i] = reasons[i] or "templated"
+    return reasons
+
+
+def bot_mask(records: Sequence[Record], min_posts: int = 10, share: float = 0.5):
+    """(is_bot boolean array, Counter of reasons) over all records."""
+    reasons = bot_reasons(records, min_posts, share)
+    return np.array([r is not None for r in reasons], dtype=bool), Counter(r for r in reasons if r)
 
 
 @dataclass(frozen=True)
@@ -102,15 +106,14 @@ def make_split(
 ) -> FewShotSplit:
     """Apply steps 1-5 of the module doc to labeled records (labels -1 = unlabeled)."""
     report: Counter[str] = Counter()
-    is_bot, bot_reasons = bot_mask(records)
-    report.update({f"dropped:bot-{k}": v for k, v in bot_reasons.items()})
+    bots = bot_reasons(records)
     seen: set[str] = set()
     keep: list[int] = []
     for i, r in enumerate(records):
         if labels[i] < 0:
             report["dropped:unlabeled"] += 1
-        elif is_bot[i]:
-            continue
+        elif bots[i]:
+            report[f"dropped:bot-{bots[i]}"] += 1
         elif (norm := normalized_text(r.post.text)) in seen or not norm:
             report["dropped:duplicate-text"] += 1
         else:
