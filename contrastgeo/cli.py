@@ -9,6 +9,9 @@ import sys
 # name -> (module under contrastgeo.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "few-shot train on the bundled example and print predictions"),
+    "fit": ("fit", "train one model on a labeled file and save it"),
+    "evaluate": ("evaluate", "score a saved model on a labeled file"),
+    "benchmark": ("benchmark", "ContrastGeo against the baselines over shots and seeds"),
 }
 
 

@@ -93,6 +93,9 @@ class Encoded:
         texts = [self.texts[i] for i in flat.tolist()] if self.texts else []
         return Encoded(self.embeddings[index], self.states[index], self.mask[index], texts=texts)
 
+    def detached(self) -> Encoded:
+        return Encoded(self.embeddings.detach(), self.states.detach(), self.mask, self.texts)
+
 
 class TextEncoder(nn.Module):
     """Backbone + pooling + optional projection + L2 normalization."""

@@ -8,8 +8,11 @@ tweets the text alone rarely says where it was written, the profile often does.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from model.config import PromptConfig
@@ -25,6 +28,20 @@ class Location:
     country: str = ""
     lat: float = 0.0
     lon: float = 0.0
+
+
+def save_locations(path: str | Path, locations: list[Location]) -> None:
+    """One JSON object per line; the candidate list that goes with a trained model."""
+    lines = (json.dumps(dataclasses.asdict(loc), ensure_ascii=False) for loc in locations)
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def parse_locations(text: str) -> list[Location]:
+    return [Location(**json.loads(line)) for line in text.splitlines() if line.strip()]
+
+
+def load_locations(path: str | Path) -> list[Location]:
+    return parse_locations(Path(path).read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)

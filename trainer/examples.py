@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 
-from model.prompts import Location, PostFields
+from model.prompts import Location, PostFields, parse_locations
 from trainer.train import Example
 
 
@@ -24,11 +24,7 @@ class ExampleData:
 
 def load_example() -> ExampleData:
     folder = resources.files("trainer") / "example_data"
-    locations = [
-        Location(**json.loads(line))
-        for line in (folder / "locations.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+    locations = parse_locations((folder / "locations.jsonl").read_text(encoding="utf-8"))
     index = {loc.id: i for i, loc in enumerate(locations)}
     splits: dict[str, list[Example]] = {"train": [], "test": []}
     for line in (folder / "posts.jsonl").read_text().splitlines():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from model.contrastgeo import ContrastGeo
+from model.contrastgeo import ContrastGeo, eval_mode
+from model.encoders import Encoded
 from model.losses import match_labels, positive_mask, tlc_loss, tlm_loss
 from model.mining import MiningMode, sample_negatives
 from model.prompts import Location
@@ -44,6 +45,12 @@ class TrainConfig(BaseModel):
     freeze_layers: int = Field(0, ge=0, description="Freeze embeddings + the lowest N layers.")
     patience: int = Field(3, ge=1, description="Epochs without dev Acc@1 gain before stop.")
     grad_clip: float = Field(1.0, gt=0)
+    location_refresh: int = Field(
+        1, ge=1, description="Re-encode locations with gradients every N steps (1 = always)."
+    )
+    bucket: int = Field(
+        0, ge=0, description="Sort windows of this many batches by length (0 = off)."
+    )
     seed: int = 0
     progress: bool = True
 
@@ -107,15 +114,35 @@ def build_optimizer(model: ContrastGeo, config: TrainConfig) -> torch.optim.Adam
     )
 
 
+class LocationCache:
+    """Location encodings reused across steps. ``refresh=1`` re-encodes every location
+    with gradients at every step (the paper's setting); ``refresh=n`` re-encodes them with
+    gradients every n-th step and reuses those (detached) in between, trading location-side
+    gradient for speed."""
+
+    def __init__(self, refresh: int = 1):
+        self.refresh, self.step, self.encoded = refresh, 0, None
+
+    def get(self, model: ContrastGeo, locations: Sequence[Location]) -> Encoded:
+        if self.encoded is None or self.step % self.refresh == 0:
+            encoded = model.encode_locations(locations)
+            self.encoded = encoded.detached() if self.refresh > 1 else None
+        else:
+            encoded = self.encoded
+        self.step += 1
+        return encoded
+
+
 def training_step(
     model: ContrastGeo,
     batch: Sequence[Example],
     locations: Sequence[Location],
     config: TrainConfig,
     generator: torch.Generator,
+    cache: LocationCache | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     posts = model.encode_posts([ex.post for ex in batch])
-    locs = model.encode_locations(locations)
+    locs = (cache or LocationCache()).get(model, locations)
     gold = torch.tensor([ex.location for ex in batch], device=model.device)
     positives = positive_mask(gold, len(locations))
     logits = model.tlc_logits(posts, locs)
@@ -155,16 +182,37 @@ def fit(
     """Train in place. With ``dev``, stops early on dev Acc@1 and restores the best
     weights; without, trains for ``epochs``."""
     config = config or TrainConfig()
-    if not train:
-        raise ValueError("no training examples")
     if len(locations) < 2:
         raise ValueError("ContrastGeo needs at least two candidate locations")
     bad = [ex.location for ex in train if not 0 <= ex.location < len(locations)]
     if bad:
         raise ValueError(f"example locations out of range 0..{len(locations) - 1}: {bad[:5]}")
+    freeze_lower_layers(model, config.freeze_layers)
+    cache = LocationCache(config.location_refresh)
+
+    def step(batch: Sequence[Example], generator: torch.Generator):
+        return training_step(model, batch, locations, config, generator, cache)
+
+    def score() -> float:
+        return evaluate_acc1(model, dev, locations)
+
+    return train_loop(model, train, config, step, score if dev else None)
+
+
+def train_loop(
+    model: torch.nn.Module,
+    train: Sequence[Any],
+    config: TrainConfig,
+    step_fn: Callable[[Sequence[Any], torch.Generator], tuple[torch.Tensor, dict[str, float]]],
+    dev_score: Callable[[], float] | None = None,
+) -> FitResult:
+    """The optimization loop shared by ContrastGeo and the fine-tuned baseline: seeded
+    shuffles, AdamW with warmup + linear decay, gradient clipping, a progress bar, and (with
+    ``dev_score``) early stopping that restores the best weights."""
+    if not train:
+        raise ValueError("no training examples")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    freeze_lower_layers(model, config.freeze_layers)
     optimizer = build_optimizer(model, config)
     steps_per_epoch = -(-len(train) // config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -177,13 +225,11 @@ def fit(
     bar = tqdm(total=total, desc="training", unit="step", disable=not config.progress)
     for epoch in range(config.epochs):
         model.train()
-        order = torch.randperm(len(train), generator=generator).tolist()
         sums: dict[str, float] = {}
-        for s in range(0, len(order), config.batch_size):
-            batch = [train[i] for i in order[s : s + config.batch_size]]
+        for batch_ids in _batches(train, config, generator):
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * lr_factor(step, total, warmup)
-            loss, stats = training_step(model, batch, locations, config, generator)
+            loss, stats = step_fn([train[i] for i in batch_ids], generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -194,17 +240,18 @@ def fit(
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss']:.3f}")
         record = {"epoch": epoch, **{k: v / steps_per_epoch for k, v in sums.items()}}
-        if dev:
-            record["dev_acc1"] = evaluate_acc1(model, dev, locations)
+        if dev_score is not None:
+            with eval_mode(model):
+                record["dev_acc1"] = dev_score()
             if result.best_dev_acc1 is None or record["dev_acc1"] > result.best_dev_acc1:
                 result.best_dev_acc1, result.best_epoch, stale = record["dev_acc1"], epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
-        log.info("epoch", **record)
+        log.debug("epoch", **record)
         result.history.append(record)
-        if dev and stale >= config.patience:
-            log.info("early_stop", epoch=epoch, best_epoch=result.best_epoch)
+        if dev_score is not None and stale >= config.patience:
+            log.debug("early_stop", epoch=epoch, best_epoch=result.best_epoch)
             break
     bar.close()
     if best_state is not None:
@@ -214,3 +261,24 @@ def fit(
     model.eval()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _batches(
+    train: Sequence[Any], config: TrainConfig, generator: torch.Generator
+) -> list[list[int]]:
+    """Shuffled batches of indices. With ``bucket``, each window of ``bucket`` batches is
+    sorted by text length before it is cut, so a batch pads to similar lengths; the batch
+    order is shuffled again so lengths do not trend within an epoch."""
+    order = torch.randperm(len(train), generator=generator).tolist()
+    size, window = config.batch_size, config.batch_size * max(1, config.bucket)
+    if config.bucket > 1:
+        lengths = [len(getattr(ex.post, "text", ex.post)) for ex in train]
+        order = [
+            i
+            for s in range(0, len(order), window)
+            for i in sorted(order[s : s + window], key=lengths.__getitem__)
+        ]
+    batches = [order[s : s + size] for s in range(0, len(order), size)]
+    if config.bucket > 1:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+    return batches

@@ -150,6 +150,17 @@ def build_catalogue(
     return Catalogue(locations, lat, lon, [_fold(c["name"]) for c in rows], new_index[parent])
 
 
+def catalogue_of(locations: Sequence[Location]) -> Catalogue:
+    """A catalogue whose places are exactly the given locations (e.g. a trained model's)."""
+    return Catalogue(
+        list(locations),
+        np.array([loc.lat for loc in locations], dtype=np.float64),
+        np.array([loc.lon for loc in locations], dtype=np.float64),
+        [_fold(loc.name) for loc in locations],
+        np.arange(len(locations)),
+    )
+
+
 def _merge_districts(lat, lon, pop, merge_km: float, ratio: float, chunk: int = 1024):
     """parent[i] = index of the place i is merged into (itself if kept). Inputs are sorted
     by population descending, so every parent precedes its children."""

@@ -1,0 +1,72 @@
+"""``contrastgeo benchmark``: ContrastGeo against the baselines on one labeled dataset.
+
+Writes ``results.json``, ``results.md`` and ``acc_vs_shots.png`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from contrastgeo.commands.data_args import (
+    add_data_arguments,
+    add_model_arguments,
+    int_list,
+    model_and_train_config,
+    str_list,
+    task_from_args,
+)
+
+METHOD_GROUPS = {
+    "default": "contrastgeo + every baseline",
+    "baselines": "every baseline",
+    "ablations": "contrastgeo and each of its variants",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    add_model_arguments(parser)
+    parser.add_argument("--shots", type=int_list, default=(1, 2, 4, 8, 16))
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    parser.add_argument(
+        "--methods",
+        type=str_list,
+        default=("default",),
+        help="comma-separated method names or groups: "
+        + "; ".join(f"{k} = {v}" for k, v in METHOD_GROUPS.items()),
+    )
+    parser.add_argument("--out", type=Path, default=None, help="default runs/benchmark/<name>")
+
+
+def expand_methods(names: tuple[str, ...]) -> tuple[str, ...]:
+    from trainer.methods import BASELINES, METHODS
+
+    groups = {
+        "default": ("contrastgeo", *BASELINES),
+        "baselines": BASELINES,
+        "ablations": tuple(m for m in METHODS if m.startswith("contrastgeo")),
+    }
+    return tuple(dict.fromkeys(m for name in names for m in groups.get(name, (name,))))
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainer.benchmark import BenchmarkConfig, check_methods, run_benchmark, write_report
+
+    methods = expand_methods(args.methods)
+    check_methods(methods)
+    model, train = model_and_train_config(args, progress=False)
+    task = task_from_args(args, args.shots)
+    config = BenchmarkConfig(
+        shots=args.shots, seeds=args.seeds, methods=methods, model=model, train=train
+    )
+    results = run_benchmark(task, config)
+    out = args.out or Path("runs/benchmark") / f"{task.name}-{task.input}"
+    command = "contrastgeo " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
+    for path in write_report(results, out, command):
+        print(f"wrote {path}")
+    print()
+    print((out / "results.md").read_text())
+    return 0

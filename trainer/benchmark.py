@@ -1,0 +1,259 @@
+"""The few-shot benchmark: every method on the same splits, shots and seeds, then the report.
+
+``run_benchmark`` loops seeds -> shot counts -> methods on one ``Task`` and returns the
+``results.json`` document; ``write_report`` writes it with ``results.md`` (mean ± std per
+method and shot count, and whether ContrastGeo meets the target against the best
+baseline) and ``acc_vs_shots.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+from model.config import ContrastGeoConfig
+from trainer.methods import BASELINES, METHODS, SHOT_FREE, FrozenEncoder, Predictions, Run
+from trainer.metrics import geolocation_metrics
+from trainer.task import Task
+from trainer.train import TrainConfig
+
+log = structlog.get_logger(__name__)
+
+METRICS = (
+    "acc@1",
+    "acc@5",
+    "acc@161km",
+    "mean_km",
+    "median_km",
+    "macro_f1",
+    "acc@1_cov20",
+    "acc@161km_cov20",
+)
+
+
+class BenchmarkConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    shots: tuple[int, ...] = (1, 2, 4, 8, 16)
+    seeds: int = Field(3, ge=1)
+    methods: tuple[str, ...] = ("contrastgeo", *BASELINES)
+    model: ContrastGeoConfig = ContrastGeoConfig()
+    train: TrainConfig = TrainConfig(progress=False)
+
+
+def check_methods(methods: Sequence[str]) -> None:
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+
+
+def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) -> dict[str, Any]:
+    check_methods(config.methods)
+    model_config = config.model.model_copy(update={"prompts": task.prompts})
+    frozen = FrozenEncoder(model_config)
+    rows: list[dict[str, Any]] = []
+    first_split = None
+    start = time.perf_counter()
+    bar = tqdm(
+        total=config.seeds * len(config.shots) * len(config.methods),
+        desc=f"benchmark {task.name}",
+        unit="run",
+        disable=not progress,
+    )
+    for seed in range(config.seeds):
+        split = task.split(seed)
+        first_split = first_split or split
+        gold = split.gold(split.test)
+        shot_free: dict[str, Predictions] = {}
+        for shots in config.shots:
+            for method in config.methods:
+                bar.set_postfix_str(f"{method} k={shots} seed={seed}")
+                if method in shot_free:
+                    pred = shot_free[method]
+                else:
+                    torch.manual_seed(seed)
+                    run = Run(
+                        split,
+                        shots,
+                        seed,
+                        model_config,
+                        config.train.model_copy(update={"seed": seed}),
+                        frozen,
+                    )
+                    pred = METHODS[method](run)
+                    if method in SHOT_FREE:
+                        shot_free[method] = pred
+                metrics = geolocation_metrics(
+                    pred.ranked, gold, split.lat, split.lon, pred.confidence
+                )
+                row = {
+                    "method": method,
+                    "shots": shots,
+                    "seed": seed,
+                    **{m: metrics[m] for m in METRICS},
+                    "answered": metrics["answered"],
+                    "train_seconds": pred.train_seconds,
+                }
+                rows.append(row)
+                log.info("benchmark_run", dataset=task.name, **row)
+                bar.update(1)
+    bar.close()
+    return {
+        "dataset": task.name,
+        "input": task.input,
+        "locations": len(first_split.locations),
+        "test_posts": len(first_split.test),
+        "user_disjoint": first_split.split.user_disjoint,
+        "results": rows,
+        "seconds": time.perf_counter() - start,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "settings": config.model_dump(mode="json"),
+        "data_report": dict(task.report),
+        "split_report": dict(first_split.split.report),
+    }
+
+
+# ----------------------------------------------------------------------------- report
+def summarize(results: dict[str, Any], metric: str) -> dict[str, dict[int, tuple[float, float]]]:
+    """method -> shots -> (mean, std over seeds) of ``metric``."""
+    values: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in results["results"]:
+        values[row["method"]][row["shots"]].append(row[metric])
+    return {
+        method: {k: (float(np.mean(v)), float(np.std(v))) for k, v in sorted(by_shot.items())}
+        for method, by_shot in values.items()
+    }
+
+
+def target_check(results: dict[str, Any]) -> list[str]:
+    """One line per shot count: ContrastGeo's mean Acc@1 against the best baseline's, and
+    whether the target holds (better at every k; at the smallest k by >= 5 points or
+    1.5x, whichever is smaller)."""
+    table = summarize(results, "acc@1")
+    if "contrastgeo" not in table:
+        return []
+    baselines = [m for m in table if m in BASELINES]
+    if not baselines:
+        return []
+    lines = []
+    shots = sorted(table["contrastgeo"])
+    for k in shots:
+        ours = table["contrastgeo"][k][0]
+        best = max(baselines, key=lambda m: table[m][k][0])
+        theirs = table[best][k][0]
+        margin = min(0.05, 0.5 * theirs) if k == shots[0] else 0.0
+        ok = ours > theirs and ours >= theirs + margin
+        lines.append(
+            f"| {k} | {100 * ours:.1f} | {best} {100 * theirs:.1f} | "
+            f"{100 * (ours - theirs):+.1f} | {'met' if ok else 'not met'} |"
+        )
+    return lines
+
+
+def markdown(results: dict[str, Any], command: str = "") -> str:
+    methods = list(dict.fromkeys(r["method"] for r in results["results"]))
+    shots = sorted({r["shots"] for r in results["results"]})
+    seeds = len({r["seed"] for r in results["results"]})
+    out = [
+        f"# Benchmark: {results['dataset']} ({results['input']})",
+        "",
+        f"{results['locations']} locations, {results['test_posts']} test posts (seed 0), "
+        f"user-disjoint: {'yes' if results['user_disjoint'] else 'no (no user ids)'}, "
+        f"{seeds} seed(s), {results['seconds'] / 60:.1f} min on {results['machine']}.",
+    ]
+    if command:
+        out += ["", f"Command: `{command}`"]
+    header = "| method | " + " | ".join(f"{k}-shot" for k in shots) + " |"
+    rule = "|---|" + "---:|" * len(shots)
+    for metric, title in (
+        ("acc@1", "Acc@1 (%)"),
+        ("acc@161km", "Acc@161km (%)"),
+        ("acc@1_cov20", "Acc@1 on the 20% most confident posts (%)"),
+        ("median_km", "Median error (km)"),
+    ):
+        table = summarize(results, metric)
+        scale = 1 if metric in ("mean_km", "median_km") else 100
+        out += ["", f"## {title}, mean ± std over seeds", "", header, rule]
+        for method in methods:
+            cells = [
+                f"{scale * table[method][k][0]:.1f} ± {scale * table[method][k][1]:.1f}"
+                if k in table[method]
+                else ""
+                for k in shots
+            ]
+            out.append(f"| {method} | " + " | ".join(cells) + " |")
+    answered = summarize(results, "answered")
+    partial = [m for m in methods if answered[m][shots[0]][0] < 1]
+    if partial:
+        out += [
+            "",
+            "Methods that can abstain answered: "
+            + ", ".join(f"{m} {100 * answered[m][shots[0]][0]:.0f}%" for m in partial)
+            + " of test posts (no answer counts as wrong).",
+        ]
+    train = summarize(results, "train_seconds")
+    out += ["", "## Training time per run (s)", "", header, rule]
+    for method in methods:
+        out.append(
+            f"| {method} | " + " | ".join(f"{train[method][k][0]:.1f}" for k in shots) + " |"
+        )
+    lines = target_check(results)
+    if lines:
+        out += [
+            "",
+            "## Target: ContrastGeo vs the best baseline (Acc@1, mean over seeds)",
+            "",
+            "| shots | contrastgeo | best baseline | gap (points) | target |",
+            "|---:|---:|---|---:|---|",
+            *lines,
+        ]
+    return "\n".join(out) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summarize(results, "acc@1")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, by_shot in table.items():
+        ks = list(by_shot)
+        mean = np.array([by_shot[k][0] for k in ks]) * 100
+        std = np.array([by_shot[k][1] for k in ks]) * 100
+        style = "-" if method.startswith("contrastgeo") else "--"
+        width = 2.5 if method == "contrastgeo" else 1.2
+        ax.plot(ks, mean, style, marker="o", lw=width, label=method)
+        ax.fill_between(ks, mean - std, mean + std, alpha=0.12)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({k for b in table.values() for k in b}))
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("labeled posts per location (shots)")
+    ax.set_ylabel("Acc@1 (%)")
+    ax.set_title(f"{results['dataset']} ({results['input']}), {results['locations']} locations")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(results: dict[str, Any], out: Path, command: str = "") -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "results.json", out / "results.md", out / "acc_vs_shots.png"]
+    paths[0].write_text(json.dumps({**results, "command": command}, indent=1) + "\n")
+    paths[1].write_text(markdown(results, command))
+    plot(results, paths[2])
+    return paths

@@ -1,0 +1,343 @@
+"""Every method the benchmark compares, behind one signature: ``method(run) -> Predictions``.
+
+A ``Run`` is one (split, shots, seed): the candidate locations, the k-shot training posts,
+the dev posts (for early stopping or model selection) and the test posts. Every method
+reads the same composed input strings (``TaskSplit.texts``: ``text`` or ``text+meta``).
+
+Baselines:
+    tfidf-lr          TF-IDF (word 1-2-grams + character 2-5-grams) + logistic regression,
+                      C chosen on dev Acc@1 from {0.1, 1, 10, 100}
+    gazetteer         a candidate's name (or a district merged into it) found as a whole
+                      word: profile location first, then text, then bio; ties go to the
+                      candidate whose state also appears, then the longest name, then the
+                      most populous. No match = no answer
+    zero-shot         frozen encoder, nearest location prompt (template-averaged)
+    prototype         frozen encoder, nearest centroid of (prompt + k support embeddings)
+    finetune-softmax  the same encoder + a linear layer, fine-tuned with cross-entropy
+    carmen            Dredze et al. 2013 on the tweet with its place and coordinates hidden;
+                      a city answer maps to the nearest candidate within the labeling radius,
+                      anything else is no answer
+
+ContrastGeo (``contrastgeo``) and its ablations are ``contrastgeo-<variant>`` (``VARIANTS``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.config import ContrastGeoConfig
+from model.contrastgeo import ContrastGeo
+from trainer.data.catalogue import haversine_km
+from trainer.task import TaskSplit
+from trainer.train import TrainConfig, fit, train_loop
+
+NO_ANSWER = -1
+RADIUS_KM = 25.0  # carmen answers snap to a candidate this close (the labeling radius)
+TOP = 5  # ranked columns kept per post (Acc@5)
+
+
+@dataclass
+class Predictions:
+    ranked: np.ndarray  # (n, <=TOP) candidate indices, best first; NO_ANSWER = abstain
+    confidence: np.ndarray  # (n,) higher = more confident
+    train_seconds: float = 0.0
+
+
+@dataclass
+class Run:
+    split: TaskSplit
+    shots: int
+    seed: int
+    model_config: ContrastGeoConfig  # base config (checkpoint, fusion, ...) for the task
+    train_config: TrainConfig
+    frozen: FrozenEncoder  # shared frozen-encoder embeddings
+
+    @property
+    def train(self) -> list[int]:
+        return self.split.shots(self.shots)
+
+
+def from_scores(scores: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(ranked top columns, confidence = softmax probability of the top one)."""
+    scores = torch.as_tensor(scores, dtype=torch.float32)
+    probs = scores.softmax(dim=1)
+    top = probs.topk(min(TOP, probs.shape[1]), dim=1)
+    return top.indices.numpy(), top.values[:, 0].numpy()
+
+
+# ------------------------------------------------------------------- frozen encoder
+@dataclass
+class FrozenEncoder:
+    """The untrained model's embeddings, cached by record index and location id, so
+    zero-shot and prototype cost one encoding pass per benchmark."""
+
+    config: ContrastGeoConfig
+    _model: ContrastGeo | None = None
+    _posts: dict[int, torch.Tensor] = field(default_factory=dict)
+    _locations: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def model(self) -> ContrastGeo:
+        if self._model is None:
+            self._model = ContrastGeo.from_config(self.config).eval()
+        return self._model
+
+    def posts(self, split: TaskSplit, records: Sequence[int]) -> torch.Tensor:
+        missing = [i for i in dict.fromkeys(records) if i not in self._posts]
+        if missing:
+            emb = self.model.embed_posts(split.texts(missing))
+            self._posts.update(zip(missing, emb, strict=True))
+        return torch.stack([self._posts[i] for i in records])
+
+    def locations(self, split: TaskSplit) -> torch.Tensor:
+        missing = [loc for loc in split.locations if loc.id not in self._locations]
+        if missing:
+            emb = self.model.embed_locations(missing)
+            self._locations.update(zip((m.id for m in missing), emb, strict=True))
+        return torch.stack([self._locations[loc.id] for loc in split.locations])
+
+
+def zero_shot(run: Run) -> Predictions:
+    posts = run.frozen.posts(run.split, run.split.test)
+    scale = float(run.frozen.model.scale().detach())
+    return Predictions(*from_scores(scale * posts @ run.frozen.locations(run.split).T))
+
+
+def prototype(run: Run) -> Predictions:
+    """Nearest centroid; a centroid is the normalized mean of the location's prompt
+    embedding and its k support embeddings."""
+    start = time.perf_counter()
+    locs = run.frozen.locations(run.split).clone()
+    train = run.train
+    support = run.frozen.posts(run.split, train)
+    gold = torch.as_tensor(run.split.gold(train))
+    sums = locs.index_add(0, gold, support)
+    counts = 1 + torch.bincount(gold, minlength=len(locs)).float()
+    centroids = torch.nn.functional.normalize(sums / counts[:, None], dim=1)
+    seconds = time.perf_counter() - start
+    posts = run.frozen.posts(run.split, run.split.test)
+    scale = float(run.frozen.model.scale().detach())
+    return Predictions(*from_scores(scale * posts @ centroids.T), seconds)
+
+
+# --------------------------------------------------------------------------- TF-IDF
+def tfidf_lr(run: Run) -> Predictions:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    start = time.perf_counter()
+    x_train, y_train = run.split.texts(run.train), run.split.gold(run.train)
+    x_dev, y_dev = run.split.texts(run.split.dev), run.split.gold(run.split.dev)
+    best, best_acc = None, -1.0
+    for c in (0.1, 1.0, 10.0, 100.0):
+        pipe = make_pipeline(
+            make_union(
+                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True),
+                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+            ),
+            LogisticRegression(C=c, max_iter=2000),
+        )
+        pipe.fit(x_train, y_train)
+        acc = float((pipe.predict(x_dev) == y_dev).mean())
+        if acc > best_acc:
+            best, best_acc = pipe, acc
+    seconds = time.perf_counter() - start
+    probs = np.zeros((len(run.split.test), len(run.split.locations)))
+    probs[:, best.classes_] = best.predict_proba(run.split.texts(run.split.test))
+    return Predictions(*from_scores(np.log(probs + 1e-12)), seconds)
+
+
+# ------------------------------------------------------------------------ gazetteer
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def gazetteer(run: Run) -> Predictions:
+    split = run.split
+    catalogue = split.task.catalogue
+    candidate = {loc: i for i, loc in enumerate(split.split.location_ids)}
+    names: dict[str, list[int]] = {}
+    for place, loc in enumerate(catalogue.place_to_location):
+        name = catalogue.place_names[place]
+        if int(loc) in candidate and len(name) >= 3:
+            names.setdefault(name, []).append(candidate[int(loc)])
+    for i, loc in enumerate(split.locations):
+        names.setdefault(_fold(loc.name), []).append(i)
+    pattern = re.compile(
+        r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b"
+    )
+    admins = [_fold(loc.admin) for loc in split.locations]
+    population_rank = {c: r for r, c in enumerate(sorted(candidate))}  # catalogue order
+
+    fields = [
+        f
+        for f in ("user_location", "text", "user_description")
+        if f in split.task.prompts.post_fields
+    ]
+    ranked = np.full((len(split.test), 1), NO_ANSWER)
+    confidence = np.zeros(len(split.test))
+    for row, record in enumerate(split.test):
+        post = split.task.records[record].post
+        for rank, name in enumerate(fields):
+            text = _fold(getattr(post, name) or "")
+            found = {c for m in pattern.finditer(text) for c in names[m.group(1)]}
+            if not found:
+                continue
+            ranked[row, 0] = min(
+                found,
+                key=lambda c: (
+                    not (admins[c] and admins[c] in text),
+                    -len(split.locations[c].name),
+                    population_rank[split.split.location_ids[c]],
+                ),
+            )
+            confidence[row] = 1.0 / (1 + rank)
+            break
+    return Predictions(ranked, confidence)
+
+
+# --------------------------------------------------------------------------- carmen
+@cache
+def _carmen_resolver():
+    import warnings
+
+    import carmen
+
+    resolver = carmen.get_resolver()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resolver.load_locations()
+    return resolver
+
+
+def carmen_baseline(run: Run) -> Predictions:
+    split = run.split
+    resolver = _carmen_resolver()
+    meta = "user_location" in split.task.prompts.post_fields
+    ranked = np.full((len(split.test), 1), NO_ANSWER)
+    for row, record in enumerate(split.test):
+        post = split.task.records[record].post
+        user = (
+            {"location": post.user_location, "description": post.user_description} if meta else {}
+        )
+        tweet = {"text": post.text, "user": user}  # place and coordinates hidden
+        found = resolver.resolve_tweet(tweet)
+        if found is None or not found[1].city:
+            continue
+        loc = found[1]
+        d = haversine_km(loc.latitude, loc.longitude, split.lat, split.lon)
+        if d.min() <= RADIUS_KM:
+            ranked[row, 0] = int(d.argmin())
+    return Predictions(ranked, (ranked[:, 0] >= 0).astype(float))
+
+
+# ------------------------------------------------------------------ fine-tuned softmax
+class SoftmaxClassifier(nn.Module):
+    """The ContrastGeo post encoder + a linear layer over the normalized embedding,
+    scaled like the TLC logits."""
+
+    def __init__(self, model: ContrastGeo, num_locations: int):
+        super().__init__()
+        self.model = model
+        self.head = nn.Linear(model.post_encoder.embedding_dim, num_locations)
+
+    def forward(self, posts: Sequence[Any]) -> torch.Tensor:
+        return self.model.scale().detach() * self.head(self.model.encode_posts(posts).embeddings)
+
+
+def finetune_softmax(run: Run) -> Predictions:
+    split = run.split
+    model = ContrastGeo.from_config(run.model_config)
+    classifier = SoftmaxClassifier(model, len(split.locations))
+    train = split.examples(run.train)
+    dev = split.examples(split.dev)
+    gold_dev = torch.tensor([ex.location for ex in dev])
+
+    def step(batch, generator):
+        logits = classifier([ex.post for ex in batch])
+        loss = nn.functional.cross_entropy(logits, torch.tensor([ex.location for ex in batch]))
+        return loss, {"loss": loss.item()}
+
+    def logits_of(records: Sequence[Any]) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([classifier(records[s : s + 64]) for s in range(0, len(records), 64)])
+
+    def score() -> float:
+        return float((logits_of([ex.post for ex in dev]).argmax(1) == gold_dev).float().mean())
+
+    result = train_loop(classifier, train, run.train_config, step, score)
+    posts = [split.task.records[i].post for i in split.test]
+    return Predictions(*from_scores(logits_of(posts)), result.seconds)
+
+
+# ----------------------------------------------------------------------- ContrastGeo
+# variant -> (overrides of the model config as nested dicts, overrides of TrainConfig)
+VARIANTS: dict[str, tuple[dict, dict]] = {
+    "": ({}, {}),
+    "no-tlm": ({"rerank": {"tlm_weight": 0.0}}, {"tlm_weight": 0.0}),
+    "random-neg": ({}, {"mining": "random"}),
+    "cross-attention": ({"fusion": {"strategy": "cross-attention"}}, {}),
+    "token": ({"fusion": {"strategy": "token"}}, {}),
+    "cls-pooling": ({"encoder": {"pooling": "cls"}}, {}),
+    "one-template": ({"prompts": {"location_templates": ["a post from {place}"]}}, {}),
+    "freeze3": ({}, {"freeze_layers": 3}),
+    "loc-refresh4": ({}, {"location_refresh": 4}),
+    "bucket8": ({}, {"bucket": 8}),
+}
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(base[key], value) if isinstance(value, dict) else value
+    return out
+
+
+def contrastgeo_variant(variant: str) -> Callable[[Run], Predictions]:
+    model_override, train_override = VARIANTS[variant]
+
+    def method(run: Run) -> Predictions:
+        config = ContrastGeoConfig.model_validate(
+            _merge(run.model_config.model_dump(), model_override)
+        )
+        train_config = run.train_config.model_copy(update=train_override)
+        model = ContrastGeo.from_config(config)
+        split = run.split
+        result = fit(
+            model,
+            split.examples(run.train),
+            split.locations,
+            train_config,
+            dev=split.examples(split.dev),
+        )
+        ranking = model.predict([split.task.records[i].post for i in split.test], split.locations)
+        confidence = ranking.scores[:, 0].exp().numpy()
+        return Predictions(ranking.indices[:, :TOP].numpy(), confidence, result.seconds)
+
+    return method
+
+
+METHODS: dict[str, Callable[[Run], Predictions]] = {
+    "contrastgeo": contrastgeo_variant(""),
+    **{f"contrastgeo-{v}": contrastgeo_variant(v) for v in VARIANTS if v},
+    "tfidf-lr": tfidf_lr,
+    "gazetteer": gazetteer,
+    "zero-shot": zero_shot,
+    "prototype": prototype,
+    "finetune-softmax": finetune_softmax,
+    "carmen": carmen_baseline,
+}
+BASELINES = ("tfidf-lr", "gazetteer", "zero-shot", "prototype", "finetune-softmax", "carmen")
+SHOT_FREE = {"gazetteer", "zero-shot", "carmen"}  # same answer at every shot count
