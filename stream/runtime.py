@@ -1,0 +1,175 @@
+"""The ONNX runtime of an exported model (``model.export``): what the workers run.
+
+``OnnxModel(folder)`` verifies the export's checksums, picks ``CUDAExecutionProvider``
+when onnxruntime-gpu sees a GPU (fp32 graph) and the CPU provider otherwise (the int8
+graph when the export has one, a configurable thread count), and offers the same
+operations as the PyTorch model: ``embed_posts``, ``embed_locations`` (template-averaged
+prompts) and ``match`` (TLM log-odds of K candidates per post). Batches are cut from
+length-sorted inputs so that little padding is computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.config import ContrastGeoConfig
+from model.export import verify_export
+from model.prompts import Location, location_texts, post_text
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def choose_providers(device: str = "auto") -> list[str]:
+    """``auto``: CUDA when available, else CPU; ``cuda`` fails clearly without it."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise RuntimeError(
+            f"device=cuda but onnxruntime offers only {available}; install onnxruntime-gpu"
+        )
+    return [CPU]
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class OnnxModel:
+    def __init__(
+        self,
+        folder: str | Path,
+        precision: str = "auto",
+        device: str = "auto",
+        threads: int = 0,
+        batch_size: int = 64,
+    ):
+        """precision: ``fp32``, ``int8`` or ``auto`` (int8 on CPU when exported, fp32 on
+        GPU); threads: onnxruntime intra-op threads (0 = onnxruntime's default)."""
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        self.folder = Path(folder)
+        self.manifest = verify_export(self.folder)
+        self.config = ContrastGeoConfig.from_json((self.folder / "config.json").read_text())
+        self.version: str = self.manifest["model_version"]
+        self.tokenizer = AutoTokenizer.from_pretrained(self.folder / "tokenizer")
+        self.providers = choose_providers(device)
+        on_gpu = self.providers[0] == CUDA
+        if precision == "auto":
+            precision = (
+                "fp32" if on_gpu or "encoder.int8.onnx" not in self.manifest["files"] else "int8"
+            )
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be fp32, int8 or auto, not {precision!r}")
+        self.precision = precision
+        self.batch_size = batch_size
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+
+        def session(name: str) -> Any:
+            suffix = ".int8.onnx" if precision == "int8" else ".onnx"
+            path = self.folder / f"{name}{suffix}"
+            if not path.exists():
+                raise FileNotFoundError(f"{path} not in the export (exported without int8?)")
+            return ort.InferenceSession(str(path), options, providers=self.providers)
+
+        self.post_session = session("encoder")
+        self.location_session = (
+            self.post_session if self.manifest["shared_encoder"] else session("location_encoder")
+        )
+        self.matcher = (
+            ort.InferenceSession(
+                str(self.folder / "matcher.onnx"), options, providers=self.providers
+            )
+            if self.manifest["matcher"]
+            else None
+        )
+        self.logit_scale = float(self.manifest["logit_scale"])
+
+    def __repr__(self) -> str:
+        return (
+            f"OnnxModel({self.folder}, version={self.version}, "
+            f"{self.precision}, {self.providers[0]})"
+        )
+
+    # ----------------------------------------------------------------------- encoding
+    def _encode(
+        self, session: Any, texts: Sequence[str], max_length: int, states: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Embeddings (N, D) in input order; with ``states`` also each text's unpadded
+        token states."""
+        if not texts:
+            raise ValueError("nothing to encode: the list of texts is empty")
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.manifest["embedding_dim"]), dtype=np.float32)
+        token_states: list[np.ndarray | None] = [None] * len(texts)
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s : s + self.batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="np",
+            )
+            mask = batch["attention_mask"].astype(np.int64)
+            emb, hidden = session.run(
+                None, {"input_ids": batch["input_ids"].astype(np.int64), "attention_mask": mask}
+            )
+            out[idx] = emb
+            if states:
+                for row, i in enumerate(idx):
+                    token_states[i] = hidden[row, : int(mask[row].sum())]
+        return out, (token_states if states else None)
+
+    def post_texts(self, posts: Sequence[Any]) -> list[str]:
+        return [post_text(p, self.config.prompts) for p in posts]
+
+    def embed_posts(self, posts: Sequence[Any]) -> np.ndarray:
+        """(N, D) L2-normalized post embeddings (posts composed by the model's template)."""
+        return self._encode(
+            self.post_session, self.post_texts(posts), self.config.encoder.post_max_length
+        )[0]
+
+    def post_states(self, posts: Sequence[Any]) -> tuple[np.ndarray, list[np.ndarray]]:
+        emb, states = self._encode(
+            self.post_session,
+            self.post_texts(posts),
+            self.config.encoder.post_max_length,
+            states=True,
+        )
+        return emb, states
+
+    def embed_locations(self, locations: Sequence[Location]) -> np.ndarray:
+        """(N, D) prompt embeddings averaged over the templates and renormalized."""
+        prompts = [location_texts(loc, self.config.prompts) for loc in locations]
+        t = len(self.config.prompts.location_templates)
+        flat = [p[i] for i in range(t) for p in prompts]
+        emb, _ = self._encode(self.location_session, flat, self.config.encoder.location_max_length)
+        return normalize(emb.reshape(t, len(locations), -1).mean(axis=0))
+
+    # ------------------------------------------------------------------------ matching
+    def match(self, post_embeddings: np.ndarray, candidate_embeddings: np.ndarray) -> np.ndarray:
+        """TLM log-odds (B, K) of each post against its K candidates (vector fusion)."""
+        if self.matcher is None or self.manifest["fusion"] != "vector":
+            raise RuntimeError(
+                f"this export ({self.manifest['fusion']} fusion) has no vector matcher graph"
+            )
+        return self.matcher.run(
+            None,
+            {
+                "post_embedding": post_embeddings.astype(np.float32),
+                "candidate_embeddings": candidate_embeddings.astype(np.float32),
+            },
+        )[0]

@@ -1,0 +1,227 @@
+"""The benchmark harness end to end on a synthetic labeled file and a tiny random encoder,
+and its report; the same on real tweets with the real encoder (CI's mini-benchmark)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from contrastgeo.cli import main
+from tests.conftest import shared_data, tiny_backbone
+from trainer.benchmark import BenchmarkConfig, markdown, run_benchmark, target_check, write_report
+from trainer.data.fewshot import FewShotConfig
+from trainer.methods import BASELINES, SHOT_FREE
+from trainer.task import prepare_task
+from trainer.train import TrainConfig
+
+CITIES = {  # GeoNames coordinates, so the posts snap to these catalogue places
+    "Memphis": (35.14953, -90.04898),
+    "Nashville": (36.16589, -86.78444),
+    "Little Rock": (34.74648, -92.28959),
+    "Knoxville": (35.96064, -83.92074),
+}
+WORDS = "coffee game traffic rain music lunch church river park show".split()
+SCHEMA_KEYS = {
+    "method",
+    "shots",
+    "seed",
+    "acc@1",
+    "acc@5",
+    "acc@161km",
+    "mean_km",
+    "median_km",
+    "macro_f1",
+    "acc@1_cov20",
+    "acc@161km_cov20",
+    "train_seconds",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, tiny_tokenizer):
+    """A tiny random BERT saved as a Hugging Face folder: any checkpoint path must work."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tiny_backbone(tiny_tokenizer.vocab_size).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def labeled_file(tmp_path_factory):
+    """30 posts per city from 30 users; each names its city in the text (even posts) or
+    only in the profile location (odd posts)."""
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("data") / "posts.jsonl"
+    rows = []
+    for city, (lat, lon) in CITIES.items():
+        for n in range(30):
+            words = " ".join(rng.sample(WORDS, 3))
+            text = f"{words} in {city} {n}" if n % 2 == 0 else f"{words} today {n}"
+            rows.append(
+                {
+                    "id": f"{city}-{n}",
+                    "text": text,
+                    "lat": lat + rng.uniform(-0.005, 0.005),
+                    "lon": lon + rng.uniform(-0.005, 0.005),
+                    "user_id": f"{city}-user-{n}",
+                    "user_location": city if n % 2 else "somewhere",
+                }
+            )
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def synthetic_task(path, input="text+meta"):
+    return prepare_task(
+        path,
+        "jsonl",
+        input,
+        countries=["US"],
+        fewshot=FewShotConfig(shots=(1, 2), min_posts=20, max_locations=None),
+    )
+
+
+def test_every_method_runs_on_the_same_splits_and_the_report_is_written(
+    tmp_path, tiny_checkpoint, labeled_file
+):
+    from model import ContrastGeoConfig, EncoderConfig, FusionConfig
+
+    task = synthetic_task(labeled_file)
+    methods = ("contrastgeo", "contrastgeo-no-tlm", *BASELINES)
+    config = BenchmarkConfig(
+        shots=(1, 2),
+        seeds=2,
+        methods=methods,
+        model=ContrastGeoConfig(
+            encoder=EncoderConfig(checkpoint=tiny_checkpoint),
+            fusion=FusionConfig(heads=2),
+        ),
+        train=TrainConfig(epochs=1, progress=False),
+    )
+    results = run_benchmark(task, config, progress=False)
+    assert results["locations"] == 4 and results["user_disjoint"]
+    rows = results["results"]
+    assert len(rows) == len(methods) * 2 * 2
+    for row in rows:
+        assert SCHEMA_KEYS <= set(row)
+        for key in ("acc@1", "acc@5", "acc@161km", "macro_f1", "acc@1_cov20"):
+            assert 0.0 <= row[key] <= 1.0
+        assert row["acc@1"] <= row["acc@5"] + 1e-9
+    by = {(r["method"], r["shots"], r["seed"]): r for r in rows}
+    # Every post names its city in the text or the profile: the gazetteer is always right,
+    # which also proves that gold labels, candidates and metrics line up.
+    for seed in (0, 1):
+        assert by[("gazetteer", 1, seed)]["acc@1"] == 1.0
+        for method in SHOT_FREE:
+            assert by[(method, 1, seed)]["acc@1"] == by[(method, 2, seed)]["acc@1"]
+    # carmen reads the profile: it answers for the odd posts, and correctly.
+    carmen = by[("carmen", 1, 0)]
+    assert 0.3 < carmen["answered"] < 0.7
+    assert carmen["acc@1"] == pytest.approx(carmen["answered"])
+
+    paths = write_report(results, tmp_path / "out", "contrastgeo benchmark ...")
+    assert [p.name for p in paths] == ["results.json", "results.md", "acc_vs_shots.png"]
+    saved = json.loads(paths[0].read_text())
+    assert saved["results"] == rows and saved["input"] == "text+meta"
+    md = paths[1].read_text()
+    assert "| gazetteer | 100.0 ± 0.0 | 100.0 ± 0.0 |" in md
+    assert "## Target" in md
+    assert paths[2].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_text_input_hides_the_profile(labeled_file):
+    """With ``text`` input no method (here: the gazetteer) may read the profile."""
+    task = synthetic_task(labeled_file, input="text")
+    split = task.split(0)
+    assert all("somewhere" not in t for t in split.texts(split.test))
+    meta = synthetic_task(labeled_file).split(0)
+    assert any("location: somewhere" in t for t in meta.texts(meta.test))
+
+
+def test_target_check_applies_the_one_shot_margin():
+    def rows(method, accs):
+        return [
+            {"method": method, "shots": k, "seed": 0, "acc@1": a}
+            for k, a in zip((1, 4), accs, strict=True)
+        ]
+
+    results = {"results": rows("contrastgeo", [0.30, 0.41]) + rows("tfidf-lr", [0.26, 0.40])}
+    lines = target_check(results)
+    assert "not met" in lines[0]  # +4 points < min(5 points, 0.5 x 26%)
+    assert lines[1].endswith("| met |")
+    results = {"results": rows("contrastgeo", [0.12, 0.41]) + rows("tfidf-lr", [0.07, 0.40])}
+    assert target_check(results)[0].endswith("| met |")  # 1.5x of 7% is the smaller margin
+
+
+def test_fit_then_evaluate_from_the_command_line(tmp_path, tiny_checkpoint, labeled_file, capsys):
+    model = tmp_path / "model"
+    common = ["--data", str(labeled_file), "--format", "jsonl"]
+    assert (
+        main(
+            [
+                "--log-level",
+                "WARNING",
+                "fit",
+                *common,
+                "--countries",
+                "US",
+                "--min-posts",
+                "20",
+                "--shots",
+                "2",
+                "--epochs",
+                "1",
+                "--checkpoint",
+                tiny_checkpoint,
+                "--out",
+                str(model),
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert metrics["shots"] == 2 and 0 <= metrics["test"]["acc@1"] <= 1
+    assert len((model / "locations.jsonl").read_text().splitlines()) == 4
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), *common]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["posts"] == 120  # every post lies within 25 km of its city
+
+
+@pytest.mark.slow
+def test_mini_benchmark_on_real_tweets(tmp_path, capsys):
+    """CI's small benchmark: real tweets, the real encoder, every default method."""
+    data = shared_data("us-south-tweets", "tweets.jsonl.gz")
+    out = tmp_path / "bench"
+    argv = [
+        "--log-level",
+        "WARNING",
+        "benchmark",
+        "--data",
+        str(data),
+        "--format",
+        "twitter-jsonl",
+        "--countries",
+        "US",
+        "--max-locations",
+        "6",
+        "--shots",
+        "1,2",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["locations"] == 6 and results["user_disjoint"]
+    by = {(r["method"], r["shots"]): r for r in results["results"]}
+    assert {m for m, _ in by} == {"contrastgeo", *BASELINES}
+    # Profiles name many cities: zero-shot and the gazetteer are far above chance (1/6).
+    assert by[("zero-shot", 1)]["acc@1"] > 0.3
+    assert by[("gazetteer", 1)]["acc@1"] > 0.3
+    assert "| contrastgeo |" in markdown(results)
