@@ -8,7 +8,7 @@
     location_encoder*.onnx   only when post and location encoders are not shared
     matcher.onnx        the matching head over a post and K candidates -> match log-odds
                         (vector fusion: from embeddings; cross-attention: from token states)
-    tokenizer/          the tokenizer, config.json (the model config)
+    tokenizer/          the tokenizer, config.json (the model config), locations.jsonl
     manifest.json       model version, config hash, opset, inputs/outputs and a sha256 per file
 
 All batch, sequence and candidate axes are dynamic. Token-level fusion has no matcher graph:
@@ -23,6 +23,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model.contrastgeo import ContrastGeo
+from model.contrastgeo import ContrastGeo, eval_mode
 from model.encoders import TextEncoder
 from model.fusion import match_log_odds
+from model.prompts import Location, save_locations
 
 OPSET = 17
 MANIFEST = "manifest.json"
@@ -82,8 +84,10 @@ def sha256(path: Path) -> str:
 
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs, outputs, axes) -> None:
+    # The exporter restores the wrapper's train/eval mode afterwards, recursively: a wrapper
+    # left in train mode would switch the model's own modules (dropout) to training.
     torch.onnx.export(
-        module,
+        module.eval(),
         args,
         str(path),
         input_names=inputs,
@@ -174,15 +178,16 @@ def export_onnx(
     quantize: bool = True,
     reduce_range: bool = False,
     version: str | None = None,
+    locations: Sequence[Location] | None = None,
 ) -> dict[str, Any]:
-    """Write the graphs, tokenizer, config and manifest to ``folder`` (atomically: a
-    temporary folder renamed into place). Returns the manifest."""
+    """Write the graphs, tokenizer, config, the candidate ``locations`` (if given) and the
+    manifest to ``folder`` (atomically: a temporary folder renamed into place). Returns the
+    manifest."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             _export_encoder(model.post_encoder, tmp / "encoder.onnx")
             if model.location_encoder is not None:
                 _export_encoder(model.location_encoder, tmp / "location_encoder.onnx")
@@ -195,19 +200,24 @@ def export_onnx(
                     )
         model.tokenizer.save_pretrained(tmp / "tokenizer")
         (tmp / "config.json").write_text(model.config.to_json())
+        if locations:
+            save_locations(tmp / "locations.jsonl", list(locations))
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        checksums = {str(p.relative_to(tmp)): sha256(p) for p in files}
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         manifest = {
-            "model_version": version or model.config.fingerprint(),
+            # unique per trained weights: when it was exported + the encoder's checksum
+            "model_version": version or f"{stamp}-{checksums['encoder.onnx'][:8]}",
             "config_hash": model.config.fingerprint(),
             "fusion": model.config.fusion.strategy,
             "matcher": has_matcher,
             "shared_encoder": model.location_encoder is None,
             "opset": OPSET,
             "embedding_dim": model.post_encoder.embedding_dim,
-            "logit_scale": float(model.scale()),
+            "logit_scale": float(model.scale().detach()),
             "rerank": model.config.rerank.model_dump(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "files": {str(p.relative_to(tmp)): sha256(p) for p in files},
+            "files": checksums,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         if folder.exists():

@@ -8,7 +8,7 @@
 
 A collection holds one model version's prototypes (``collection_name(version)``); the alias
 (``ALIAS``) names the collection the workers serve, and switching it is one atomic step.
-Point ids are integers (a location's row in the catalogue it was indexed from); payloads
+Point ids are integers (``stream.prototypes.point_id`` of the location id); payloads
 carry location id, name, admin, country, lat/lon, support count and model version.
 """
 

@@ -1,0 +1,120 @@
+"""The two-stage predictor the workers run: ONNX embeddings -> Qdrant top k -> TLM rerank.
+
+For each post (composed by the model's own post template): the k nearest prototypes by
+cosine (TLC) come from the index with their vectors, the matching head scores each
+(post, candidate) pair, and the candidates are reordered by
+``(1 - w) log p_TLC + w log p_TLM`` as in ``ContrastGeo.rank``. ``p_TLC`` is the softmax of
+the scaled cosines over the k retrieved candidates (the index does not see the others); the
+full softmax would differ by one constant per post, so the *order* equals the PyTorch model's.
+``abstain_below``: a prediction whose combined probability is lower says "unknown"
+(``abstained``), keeping its candidates; calibrate it on dev data (``trainer.metrics``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stream.index import ALIAS, VectorIndex
+from stream.runtime import OnnxModel
+
+
+@dataclass(frozen=True)
+class Candidate:
+    location_id: str
+    name: str
+    admin: str
+    country: str
+    lat: float
+    lon: float
+    score: float  # combined probability, exp((1-w) log p_TLC + w log p_TLM)
+    tlc: float  # p_TLC among the k candidates
+    tlm: float | None  # p_TLM(match); None without the rerank stage
+
+
+@dataclass(frozen=True)
+class Prediction:
+    location: Candidate | None  # None when abstained
+    score: float
+    abstained: bool
+    candidates: list[Candidate] = field(default_factory=list)
+    model_version: str = ""
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def log_sigmoid(x: np.ndarray) -> np.ndarray:
+    return -np.logaddexp(0.0, -x)
+
+
+class Predictor:
+    def __init__(
+        self,
+        model: OnnxModel,
+        index: VectorIndex,
+        collection: str = ALIAS,
+        k: int | None = None,
+        rerank: bool = True,
+        abstain_below: float = 0.0,
+        where: dict[str, Any] | None = None,
+    ):
+        self.model, self.index, self.collection = model, index, collection
+        self.k = k or model.config.rerank.k
+        self.rerank = rerank and model.matcher is not None and model.manifest["fusion"] == "vector"
+        self.tlm_weight = model.config.rerank.tlm_weight if self.rerank else 0.0
+        self.abstain_below = abstain_below
+        self.where = where
+
+    def predict(self, posts: Sequence[Any]) -> list[Prediction]:
+        embeddings = self.model.embed_posts(posts)
+        hits = self.index.query(
+            self.collection, embeddings, self.k, where=self.where, with_vectors=self.rerank
+        )
+        k = min(len(h) for h in hits)
+        if k == 0:
+            raise RuntimeError(f"the index {self.collection!r} returned no candidates")
+        hits = [h[:k] for h in hits]
+        cosine = np.array([[h.score for h in row] for row in hits], dtype=np.float32)
+        tlc = log_softmax(self.model.logit_scale * cosine)
+        if self.rerank:
+            vectors = np.stack([np.stack([h.vector for h in row]) for row in hits])
+            tlm = log_sigmoid(self.model.match(embeddings, vectors))
+        else:
+            tlm = np.zeros_like(tlc)
+        w = self.tlm_weight
+        combined = (1 - w) * tlc + w * tlm
+        out = []
+        for row, post_hits in enumerate(hits):
+            order = np.argsort(-combined[row], kind="stable")  # ties keep TLC order
+            candidates = [
+                Candidate(
+                    location_id=str(post_hits[j].payload.get("id", "")),
+                    name=post_hits[j].payload.get("name", ""),
+                    admin=post_hits[j].payload.get("admin", ""),
+                    country=post_hits[j].payload.get("country", ""),
+                    lat=float(post_hits[j].payload.get("lat", 0.0)),
+                    lon=float(post_hits[j].payload.get("lon", 0.0)),
+                    score=float(np.exp(combined[row, j])),
+                    tlc=float(np.exp(tlc[row, j])),
+                    tlm=float(np.exp(tlm[row, j])) if self.rerank else None,
+                )
+                for j in order
+            ]
+            best = candidates[0]
+            abstained = best.score < self.abstain_below
+            out.append(
+                Prediction(
+                    location=None if abstained else best,
+                    score=best.score,
+                    abstained=abstained,
+                    candidates=candidates,
+                    model_version=str(post_hits[order[0]].payload.get("model_version", "")),
+                )
+            )
+        return out

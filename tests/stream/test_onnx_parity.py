@@ -1,0 +1,156 @@
+"""The serving path gives the PyTorch model's answers: ONNX graphs vs PyTorch on a tiny
+random model (fp32 to 1e-4), the predictor's top-1 vs ``ContrastGeo.predict``, int8
+export, manifest checks, and a location added at run time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model.export import export_onnx, verify_export
+from model.prompts import Location, PostFields
+from stream.index import ALIAS, EdgeIndex
+from stream.predictor import Predictor
+from stream.prototypes import add_locations, build_collection
+from stream.runtime import OnnxModel
+from tests.conftest import LOCATIONS
+
+POSTS = [
+    "hello from memphis",
+    PostFields("going to lunch", user_location="nashville, tennessee"),
+    "rain in ghent again",
+    PostFields("back in split", user_location="split"),
+    "utrecht",
+    "a post with words the tiny vocabulary spells out letter by letter, 123!",
+]
+
+
+@pytest.fixture
+def exported(make_model, tmp_path):
+    model = make_model("vector").eval()
+    manifest = export_onnx(model, tmp_path / "export", locations=LOCATIONS)
+    return model, tmp_path / "export", manifest
+
+
+def test_fp32_graphs_match_pytorch(exported):
+    model, folder, manifest = exported
+    onnx = OnnxModel(folder, precision="fp32", batch_size=4)
+    assert onnx.precision == "fp32" and manifest["opset"] == 17
+    post = onnx.embed_posts(POSTS)
+    np.testing.assert_allclose(post, model.embed_posts(POSTS).numpy(), atol=1e-4)
+    locs = onnx.embed_locations(LOCATIONS)
+    np.testing.assert_allclose(locs, model.embed_locations(LOCATIONS).numpy(), atol=1e-4)
+    candidates = torch.tensor([[0, 1, 2], [4, 3, 2], [1, 1, 0], [2, 0, 4], [3, 2, 1], [0, 4, 3]])
+    with torch.no_grad():
+        enc_posts, enc_locs = model.encode_posts(POSTS), model.encode_locations(LOCATIONS)
+        logits = model.match_logits(enc_posts, enc_locs, candidates)
+    expected = (logits[..., 1] - logits[..., 0]).numpy()
+    got = onnx.match(post, locs[candidates.numpy()])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_int8_export_is_close_and_chosen_on_cpu(exported):
+    model, folder, _ = exported
+    onnx = OnnxModel(folder)  # auto: int8 on CPU
+    assert onnx.precision == "int8"
+    cosine = (onnx.embed_posts(POSTS) * model.embed_posts(POSTS).numpy()).sum(1)
+    assert cosine.min() > 0.9
+
+
+def test_predictor_top1_equals_pytorch_predict(exported, tmp_path):
+    model, folder, _ = exported
+    onnx = OnnxModel(folder, precision="fp32")
+    index = EdgeIndex(tmp_path / "index")
+    index.set_alias(ALIAS, build_collection(index, onnx, LOCATIONS))
+    predictions = Predictor(onnx, index, k=4).predict(POSTS)
+    ranking = model.predict(POSTS, LOCATIONS, k=4)
+    assert [p.location.location_id for p in predictions] == [
+        LOCATIONS[i].id for i in ranking.indices[:, 0].tolist()
+    ]
+    assert [[c.location_id for c in p.candidates] for p in predictions] == [
+        [LOCATIONS[i].id for i in row] for row in ranking.indices.tolist()
+    ]
+    assert all(p.model_version == onnx.version for p in predictions)
+    # Without the rerank stage the order is TLC's alone.
+    plain = Predictor(onnx, index, k=4, rerank=False).predict(POSTS)
+    tlc = (model.embed_posts(POSTS) @ model.embed_locations(LOCATIONS).T).argmax(1)
+    assert [p.location.location_id for p in plain] == [LOCATIONS[i].id for i in tlc.tolist()]
+    # Abstention keeps the candidates but names no location.
+    shy = Predictor(onnx, index, k=4, abstain_below=1.01).predict(POSTS[:2])
+    assert all(p.abstained and p.location is None and p.candidates for p in shy)
+    index.close()
+
+
+def test_corrupt_or_half_written_export_is_refused(exported):
+    _, folder, _ = exported
+    verify_export(folder)
+    with open(folder / "matcher.onnx", "r+b") as f:
+        f.seek(100)
+        f.write(b"\0\0\0\0")
+    with pytest.raises(ValueError, match="checksum"):
+        OnnxModel(folder)
+    (folder / "matcher.onnx").unlink()
+    with pytest.raises(ValueError, match="missing"):
+        OnnxModel(folder)
+    (folder / "manifest.json").unlink()
+    with pytest.raises(ValueError, match="not an ONNX export"):
+        OnnxModel(folder)
+
+
+def test_token_fusion_exports_without_matcher(make_model, tmp_path):
+    manifest = export_onnx(make_model("token"), tmp_path / "t", quantize=False)
+    assert manifest["matcher"] is False
+    assert not (tmp_path / "t" / "matcher.onnx").exists()
+    onnx = OnnxModel(tmp_path / "t")
+    assert onnx.precision == "fp32"  # nothing quantized to choose
+
+
+def test_cross_attention_matcher_graph_matches_pytorch(make_model, tmp_path):
+    import onnxruntime as ort
+
+    model = make_model("cross-attention").eval()
+    export_onnx(model, tmp_path / "x", quantize=False)
+    session = ort.InferenceSession(str(tmp_path / "x" / "matcher.onnx"))
+    candidates = torch.tensor([[0, 2], [1, 3], [4, 4]])
+    with torch.no_grad():
+        posts, locs = model.encode_posts(POSTS[:3]), model.encode_locations(LOCATIONS)
+        logits = model.match_logits(posts, locs, candidates)
+    cand = locs.select(candidates)
+    got = session.run(
+        None,
+        {
+            "post_states": posts.states.numpy(),
+            "post_mask": posts.mask.numpy(),
+            "candidate_states": cand.states.numpy(),
+            "candidate_mask": cand.mask.numpy(),
+        },
+    )[0]
+    np.testing.assert_allclose(got, (logits[..., 1] - logits[..., 0]).numpy(), atol=1e-4)
+
+
+def test_prompt_only_location_added_at_run_time_is_predicted(exported, tmp_path):
+    _, folder, _ = exported
+    onnx = OnnxModel(folder, precision="fp32")
+    index = EdgeIndex(tmp_path / "index")
+    index.set_alias(ALIAS, build_collection(index, onnx, LOCATIONS[:4]))
+    new = Location("99", "Utrecht", "Utrecht", "NL", 52.09, 5.12)
+    add_locations(index, ALIAS, onnx, [new])
+    assert index.count(ALIAS) == 5
+    # The tiny model is untrained, so "names it" = the post is the location's own prompt.
+    from model.prompts import location_texts
+
+    post = location_texts(new, onnx.config.prompts)[0]
+    top = Predictor(onnx, index, k=5, rerank=False).predict([post])[0]
+    assert top.location.location_id == "99"
+    index.close()
+
+
+def test_export_leaves_the_model_in_its_mode(make_model, tmp_path):
+    model = make_model("vector")
+    model.train()
+    export_onnx(model, tmp_path / "a", quantize=False)
+    assert all(m.training for m in model.modules())
+    model.eval()
+    export_onnx(model, tmp_path / "b", quantize=False)
+    assert not any(m.training for m in model.modules())
