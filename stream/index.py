@@ -32,6 +32,10 @@ def collection_name(version: str, prefix: str = ALIAS) -> str:
     return f"{prefix}-{version}"
 
 
+def version_of(collection: str, prefix: str = ALIAS) -> str:
+    return collection.removeprefix(f"{prefix}-")
+
+
 @dataclass(frozen=True)
 class Hit:
     id: int

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from model import ContrastGeo, ContrastGeoConfig, FusionConfig
+    from model.prompts import save_locations
     from trainer.examples import load_example
     from trainer.train import TrainConfig, fit
 
@@ -75,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
             f"score {float(ranking.scores[i, 0].exp()):.2f}   next: {alts}"
         )
     model.save(args.out)
+    save_locations(args.out / "locations.jsonl", data.locations)
     print(f"\nSaved the trained model to {args.out}")
     return 0

@@ -1,0 +1,48 @@
+"""``contrastgeo export``: a saved model folder -> a versioned ONNX export in the model store.
+
+Writes ``<store>/<version>/`` (graphs, int8 encoder, tokenizer, config, locations,
+manifest with checksums) and prints the version. The store is ``--store`` or
+``CONTRASTGEO_MODEL_STORE`` (default ``runs/models``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", type=Path, default=Path("runs/demo/model"), help="default runs/demo/model"
+    )
+    parser.add_argument("--store", type=Path, default=None, help="model store folder")
+    parser.add_argument(
+        "--int8", action=argparse.BooleanOptionalAction, default=True, help="also write int8"
+    )
+    parser.add_argument(
+        "--reduce-range",
+        action="store_true",
+        help="7-bit int8 weights (for CPUs without VNNI; see docs/serving.md)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from model import ContrastGeo
+    from model.export import export_onnx
+    from model.prompts import load_locations
+    from stream.settings import Settings
+
+    if not (args.model / "config.json").exists():
+        raise SystemExit(f"{args.model} is not a saved model (run `contrastgeo demo` or fit)")
+    store = args.store or Settings().model_store
+    model = ContrastGeo.load(args.model)
+    locations_file = args.model / "locations.jsonl"
+    locations = load_locations(locations_file) if locations_file.exists() else None
+    staging = store / ".staging"
+    manifest = export_onnx(
+        model, staging, quantize=args.int8, reduce_range=args.reduce_range, locations=locations
+    )
+    target = store / manifest["model_version"]
+    staging.rename(target)
+    print(f"exported model version {manifest['model_version']} to {target}")
+    return 0

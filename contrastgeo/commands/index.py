@@ -1,0 +1,65 @@
+"""``contrastgeo index``: build a model version's location prototypes in the vector index
+and point the served alias at them; or add prompt-only locations to the served collection.
+
+The index is Qdrant's embedded engine at ``CONTRASTGEO_INDEX_PATH`` (default runs/index)
+unless ``CONTRASTGEO_QDRANT_URL`` names a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", default=None, help="model version (default: newest)")
+    parser.add_argument(
+        "--locations", type=Path, default=None, help="JSONL of locations (default: the model's)"
+    )
+    parser.add_argument(
+        "--add",
+        type=Path,
+        default=None,
+        help="JSONL of new locations to add, prompt-only, to the served collection",
+    )
+    parser.add_argument(
+        "--no-switch", action="store_true", help="build the collection, leave the alias"
+    )
+
+
+def newest_version(store: Path) -> str:
+    versions = sorted(p.name for p in store.glob("*") if (p / "manifest.json").exists())
+    if not versions:
+        raise SystemExit(f"no exported model in {store}: run `contrastgeo export` first")
+    return versions[-1]  # versions start with their export time
+
+
+def run(args: argparse.Namespace) -> int:
+    from model.prompts import load_locations
+    from stream.prototypes import add_locations, build_collection
+    from stream.settings import Settings
+
+    settings = Settings()
+    index = settings.open_index()
+    if args.add:
+        model = settings.load_model(settings.served_version(index))
+        new = load_locations(args.add)
+        add_locations(index, settings.index_alias, model, new)
+        print(f"added {len(new)} prompt-only location(s) to model {model.version}")
+        return 0
+    version = args.version or newest_version(settings.model_store)
+    folder = settings.model_folder(version)
+    model = settings.load_model(version)
+    locations_file = args.locations or folder / "locations.jsonl"
+    if not locations_file.exists():
+        raise SystemExit(f"no locations: {locations_file} is missing (pass --locations)")
+    locations = load_locations(locations_file)
+    collection = build_collection(index, model, locations)
+    if not args.no_switch:
+        index.set_alias(settings.index_alias, collection)
+    print(
+        f"indexed {len(locations)} locations in {collection}"
+        + ("" if args.no_switch else f"; {settings.index_alias!r} -> {collection}")
+    )
+    index.close()
+    return 0
