@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export a saved model to ONNX (fp32 + int8) in the model store"),
     "index": ("index", "build location prototypes in the vector index and serve them"),
     "predict": ("predict", "geolocate posts with the served model"),
+    "serving-bench": ("serving_bench", "speed of PyTorch vs ONNX fp32/int8, +/- rerank"),
 }
 
 
