@@ -80,3 +80,28 @@ def geolocation_metrics(
         f"acc@1_{tag}": float(correct[confident].mean()),
         f"acc@161km_{tag}": float(near[confident].mean()),
     }
+
+
+def coverage_curve(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    coverages: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.2, 0.1),
+) -> list[dict[str, float]]:
+    """Accuracy when answering only the most confident fraction of posts, and the score
+    threshold that gives that coverage: the table to choose an abstention threshold from
+    (calibrate on dev data, apply as ``abstain_below`` at serving time)."""
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, bool)
+    if len(confidence) == 0:
+        raise ValueError("no posts to calibrate on")
+    order = np.argsort(-confidence, kind="stable")
+    rows = []
+    for coverage in coverages:
+        m = max(1, math.ceil(coverage * len(order)))
+        rows.append(
+            {
+                "coverage": m / len(order),
+                "threshold": float(confidence[order[m - 1]]),
+                "accuracy": float(correct[order[:m]].mean()),
+            }
+        )
+    return rows

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from model import ContrastGeo
     from model.prompts import save_locations
-    from trainer.metrics import geolocation_metrics
+    from trainer.metrics import coverage_curve, geolocation_metrics
     from trainer.train import fit
 
     model_config, train_config = model_and_train_config(args, seed=args.seed)
@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         split.lon,
         ranking.scores[:, 0].exp().numpy(),
     )
+    dev = model.predict([task.records[i].post for i in split.dev], split.locations)
+    dev_correct = dev.indices[:, 0].numpy() == split.gold(split.dev)
+    calibration = coverage_curve(dev.scores[:, 0].exp().numpy(), dev_correct)
     model.save(args.out)
     save_locations(args.out / "locations.jsonl", split.locations)
     summary = {
@@ -67,10 +70,18 @@ def run(args: argparse.Namespace) -> int:
         "train_seconds": result.seconds,
         "best_epoch": result.best_epoch,
         "test": metrics,
+        # choose CONTRASTGEO_ABSTAIN_BELOW from this: accuracy at each coverage on dev
+        "dev_calibration": calibration,
     }
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(
         f"trained in {result.seconds:.0f} s; test Acc@1 {metrics['acc@1']:.1%}, "
         f"Acc@161km {metrics['acc@161km']:.1%}; saved to {args.out}"
     )
+    print("dev coverage vs accuracy (choose CONTRASTGEO_ABSTAIN_BELOW from it):")
+    for row in calibration:
+        print(
+            f"  answer {row['coverage']:.0%} of posts: Acc@1 {row['accuracy']:.1%} "
+            f"(score >= {row['threshold']:.3f})"
+        )
     return 0

@@ -107,3 +107,16 @@ def test_coverage_picks_the_most_confident():
     m = geolocation_metrics(ranked, gold, lat, lon, conf)
     assert m["acc@1"] == pytest.approx(0.2)
     assert m["acc@1_cov20"] == 1.0
+
+
+def test_coverage_curve_thresholds_and_accuracy():
+    from trainer.metrics import coverage_curve
+
+    confidence = np.array([0.9, 0.1, 0.8, 0.3, 0.5])
+    correct = np.array([True, False, True, False, False])
+    rows = coverage_curve(confidence, correct, coverages=(1.0, 0.4, 0.6))
+    assert rows[0] == {"coverage": 1.0, "threshold": 0.1, "accuracy": 0.4}
+    assert rows[1] == {"coverage": 0.4, "threshold": 0.8, "accuracy": 1.0}
+    assert rows[2]["threshold"] == 0.5 and rows[2]["accuracy"] == pytest.approx(2 / 3)
+    # The threshold applied as abstain_below answers exactly that fraction.
+    assert (confidence >= rows[2]["threshold"]).mean() == rows[2]["coverage"]
