@@ -9,6 +9,12 @@ import sys
 import structlog
 
 
+def _stderr_logger(*args) -> structlog.PrintLogger:
+    """A logger on the *current* ``sys.stderr``: a stream captured or replaced after
+    configuration (tests, embedding applications) is never written to once closed."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     if json is None:
         json = not sys.stderr.isatty()
@@ -25,6 +31,6 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
