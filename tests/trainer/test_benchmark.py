@@ -183,7 +183,7 @@ def test_fit_then_evaluate_from_the_command_line(tmp_path, tiny_checkpoint, labe
     )
     metrics = json.loads((model / "metrics.json").read_text())
     assert metrics["shots"] == 2 and 0 <= metrics["test"]["acc@1"] <= 1
-    assert [r["coverage"] for r in metrics["dev_calibration"]][0] == 1.0
+    assert metrics["dev_calibration"][0]["coverage"] == 1.0
     assert len((model / "locations.jsonl").read_text().splitlines()) == 4
     capsys.readouterr()
     assert main(["evaluate", "--model", str(model), *common]) == 0
