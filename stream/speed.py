@@ -43,10 +43,18 @@ def measure_serving(
     if threads:
         torch.set_num_threads(threads)
     export_onnx(model, workdir / "export", locations=locations)
-    index = EdgeIndex(workdir / "index")
-    fp32 = OnnxModel(workdir / "export", precision="fp32", threads=threads, batch_size=batch)
-    index.set_alias(ALIAS, build_collection(index, fp32, locations))
-    int8 = OnnxModel(workdir / "export", precision="int8", threads=threads, batch_size=batch)
+    export_onnx(model, workdir / "export-rr", locations=locations, reduce_range=True)
+    variants = {
+        "onnx-fp32": (workdir / "export", "fp32"),
+        "onnx-int8": (workdir / "export", "int8"),
+        "onnx-int8-reduce-range": (workdir / "export-rr", "int8"),
+    }
+    served: dict[str, tuple[OnnxModel, EdgeIndex]] = {}
+    for name, (folder, precision) in variants.items():
+        onnx = OnnxModel(folder, precision=precision, threads=threads, batch_size=batch)
+        index = EdgeIndex(workdir / f"index-{name}")  # prototypes from the same precision
+        index.set_alias(ALIAS, build_collection(index, onnx, locations))
+        served[name] = (onnx, index)
     ids = [loc.id for loc in locations]
     encoded = model.encode_locations_batched(locations)
     k = model.config.rerank.k
@@ -63,19 +71,16 @@ def measure_serving(
 
         return fn
 
-    def onnx_predict(onnx: OnnxModel, rerank: bool):
-        predictor = Predictor(onnx, index, k=k, rerank=rerank)
+    def onnx_predict(name: str, rerank: bool):
+        predictor = Predictor(*served[name], k=k, rerank=rerank)
         return lambda chunk: [p.location.location_id for p in predictor.predict(chunk)]
 
+    paths = {"pytorch-eager": torch_predict(True), "pytorch-eager, no rerank": torch_predict(False)}
+    for name in variants:
+        paths[name] = onnx_predict(name, True)
+        paths[f"{name}, no rerank"] = onnx_predict(name, False)
     runs = {}
-    for name, fn in (
-        ("pytorch-eager", torch_predict(True)),
-        ("pytorch-eager, no rerank", torch_predict(False)),
-        ("onnx-fp32", onnx_predict(fp32, True)),
-        ("onnx-fp32, no rerank", onnx_predict(fp32, False)),
-        ("onnx-int8", onnx_predict(int8, True)),
-        ("onnx-int8, no rerank", onnx_predict(int8, False)),
-    ):
+    for name, fn in paths.items():
         predicted, seconds = _time(fn, posts, batch)
         gold_ids = [ids[g] for g in gold]
         runs[name] = {
@@ -85,7 +90,8 @@ def measure_serving(
             "batch_ms_p99": 1000 * float(np.percentile(seconds, 99)),
             "acc@1": float(np.mean([p == g for p, g in zip(predicted, gold_ids, strict=True)])),
         }
-    index.close()
+    for _, index in served.values():
+        index.close()
     base = runs["pytorch-eager"]["posts_per_s"]
     for r in runs.values():
         r["speed_vs_pytorch"] = r["posts_per_s"] / base
@@ -97,7 +103,7 @@ def measure_serving(
         "runs": runs,
         "rerank_overhead": {
             name: runs[f"{name}, no rerank"]["posts_per_s"] / runs[name]["posts_per_s"]
-            for name in ("pytorch-eager", "onnx-fp32", "onnx-int8")
+            for name in ("pytorch-eager", *variants)
         },
     }
 

@@ -10,7 +10,7 @@ import torch
 
 from model.export import export_onnx, verify_export
 from model.prompts import Location, PostFields
-from stream.index import ALIAS, EdgeIndex
+from stream.index import ALIAS, EdgeIndex, ServerIndex
 from stream.predictor import Predictor
 from stream.prototypes import add_locations, build_collection
 from stream.runtime import OnnxModel
@@ -58,10 +58,14 @@ def test_int8_export_is_close_and_chosen_on_cpu(exported):
     assert cosine.min() > 0.9
 
 
-def test_predictor_top1_equals_pytorch_predict(exported, tmp_path):
+@pytest.mark.parametrize("backend", ["edge", "qdrant-client"])
+def test_predictor_top1_equals_pytorch_predict(exported, tmp_path, backend):
     model, folder, _ = exported
     onnx = OnnxModel(folder, precision="fp32")
-    index = EdgeIndex(tmp_path / "index")
+    if backend == "edge":
+        index = EdgeIndex(tmp_path / "index")
+    else:
+        index = ServerIndex.connect(path=str(tmp_path / "client"))
     index.set_alias(ALIAS, build_collection(index, onnx, LOCATIONS))
     predictions = Predictor(onnx, index, k=4).predict(POSTS)
     ranking = model.predict(POSTS, LOCATIONS, k=4)

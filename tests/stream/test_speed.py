@@ -12,7 +12,7 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
     gold = np.repeat(np.arange(len(LOCATIONS)), 3)
     results = measure_serving(model, LOCATIONS, posts, gold, tmp_path, batch=4)
     runs = results["runs"]
-    assert len(runs) == 6 and results["posts"] == 15
+    assert len(runs) == 8 and results["posts"] == 15
     assert runs["pytorch-eager"]["speed_vs_pytorch"] == 1.0
     # Same answers from the same weights: ONNX fp32 matches PyTorch with and without rerank.
     assert runs["onnx-fp32"]["acc@1"] == runs["pytorch-eager"]["acc@1"]
