@@ -1,10 +1,11 @@
 """``contrastgeo serving-bench``: speed and accuracy of the serving path, in one run.
 
-For a trained model folder and a labeled file: exports the model (fp32 + int8) to a
-temporary store, indexes its locations in Qdrant's embedded engine, and geolocates the same
-posts with PyTorch eager, ONNX fp32 and ONNX int8, each with and without the TLM rerank
-stage. Prints posts/s, batch-latency percentiles, speed ratios against PyTorch eager and
-Acc@1 of each; ``--out`` also writes them as JSON and Markdown.
+For a trained model folder and a labeled file: exports the model to a temporary store,
+indexes its locations in Qdrant's embedded engine, and geolocates the same posts with
+PyTorch eager, ONNX fp32, ONNX int8 and ONNX int8 with reduce-range (7-bit weights), each
+with and without the TLM rerank stage. Prints posts/s, batch-latency percentiles, speed
+ratios against PyTorch eager and Acc@1 of each; ``--out`` also writes them as JSON and
+Markdown.
 """
 
 from __future__ import annotations
