@@ -8,7 +8,8 @@ import sys
 
 # name -> (module under contrastgeo.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("demo", "few-shot train on the bundled example and print predictions"),
+    "demo": ("demo", "the streaming service end to end on embedded defaults"),
+    "example": ("example", "few-shot train on the bundled example and print predictions"),
     "fit": ("fit", "train one model on a labeled file and save it"),
     "evaluate": ("evaluate", "score a saved model on a labeled file"),
     "benchmark": ("benchmark", "ContrastGeo against the baselines over shots and seeds"),
@@ -16,6 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("index", "build location prototypes in the vector index and serve them"),
     "predict": ("predict", "geolocate posts with the served model"),
     "serving-bench": ("serving_bench", "speed of PyTorch vs ONNX fp32/int8, +/- rerank"),
+    "broker": ("broker", "run the embedded Kafka-protocol broker (development)"),
+    "worker": ("worker", "the streaming geotagger (faust worker)"),
+    "replay": ("replay", "feed a file of posts into the input topic"),
+    "stream-bench": ("stream_bench", "end-to-end throughput through the broker vs the encoder"),
 }
 
 

@@ -1,35 +1,142 @@
 """The service's settings: one pydantic-settings class, read from ``CONTRASTGEO_*``
-environment variables (or a ``.env`` file); the CLI's flags override them."""
+environment variables (or a ``.env`` file); the CLI's flags override some of them.
+
+Every field is an environment variable: ``CONTRASTGEO_`` + the field name in capitals
+(``broker`` -> ``CONTRASTGEO_BROKER``). The Helm chart maps its values onto these names.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONTRASTGEO_", env_file=".env", extra="ignore")
 
-    # model store: one folder per exported model version (``contrastgeo export``)
+    # --- model store: one folder per exported model version (``contrastgeo export``)
     model_store: Path = Field(Path("runs/models"), description="Folder of exported models.")
-    # vector index: a Qdrant server when qdrant_url is set, else Qdrant's embedded engine
+    # --- vector index: a Qdrant server when qdrant_url is set, else Qdrant's embedded engine
     qdrant_url: str | None = Field(None, description="Qdrant server URL (production).")
     qdrant_api_key: SecretStr | None = Field(None, description="Qdrant API key.")
     index_path: Path = Field(Path("runs/index"), description="Embedded index folder.")
     index_alias: str = Field("locations", description="Alias of the collection served.")
-    # inference
+    # --- inference
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "int8"] = "auto"
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0 = default).")
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="Encoder batch (length-sorted inputs).")
     top_k: int = Field(10, ge=1, description="Candidates retrieved and reranked per post.")
     rerank: bool = True
     abstain_below: float = Field(
         0.0, ge=0, le=1, description="Say 'unknown' below this combined probability."
     )
+
+    # --- Kafka
+    broker: str = Field(
+        "kafka://127.0.0.1:9092", description="Bootstrap servers, comma-separated URLs."
+    )
+    input_topic: str = "posts"
+    geotagged_topic: str = "posts.geotagged"
+    labeled_topic: str = "posts.labeled"
+    dead_letter_topic: str = "posts.dead-letter"
+    model_updates_topic: str = "models.updated"
+    topic_partitions: int = Field(
+        4, ge=1, description="Partitions of topics the service creates (>= worker replicas)."
+    )
+    topic_replication_factor: int = Field(1, ge=1, description="For topics the service creates.")
+    group_id: str = Field("contrastgeo-worker", description="Consumer group of the workers.")
+    session_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer session timeout.")
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+    rebalance_timeout_s: float = Field(10.0, gt=0)
+    take_max: int = Field(64, ge=1, description="Posts per batch at most.")
+    take_within_s: float = Field(0.5, gt=0, description="Flush a partial batch after this.")
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # TLS / SASL for a production cluster
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(None, description="CA bundle for TLS (default: system).")
+
+    # --- input rules
+    max_payload_bytes: int = Field(
+        1_000_000, ge=1024, description="Larger inputs are dead-lettered (too-large)."
+    )
+    max_text_chars: int = Field(
+        20_000, ge=1, description="Longer post texts are dead-lettered (text-too-long)."
+    )
+    trusted_place_types: tuple[str, ...] = Field(
+        ("city", "neighborhood", "poi"),
+        description="Twitter place types precise enough to label a post (not admin/country).",
+    )
+    reload_poll_s: float = Field(
+        30.0, gt=0, description="How often each worker re-reads the served alias."
+    )
+    retry_max_s: float = Field(30.0, gt=0, description="Longest wait between retries.")
+
+    # --- the worker process
+    web_host: str = Field("127.0.0.1", description="Health/metrics endpoints bind here.")
+    web_port: int = Field(6066, ge=1, le=65535)
+    data_dir: Path = Field(Path("runs/worker"), description="faust's local state folder.")
+    log_level: str = "INFO"
+
+    @field_validator("broker")
+    @classmethod
+    def _kafka_urls(cls, value: str) -> str:
+        for url in value.split(","):
+            if "://" not in url.strip():
+                raise ValueError(f"broker URLs look like kafka://host:port, not {url!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_credentials(self) -> Settings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security_protocol={self.security_protocol} needs sasl_username and "
+                "sasl_password (CONTRASTGEO_SASL_USERNAME / CONTRASTGEO_SASL_PASSWORD)"
+            )
+        if len(set(self.topics())) != len(self.topics()):
+            raise ValueError(f"topic names must differ: {self.topics()}")
+        return self
+
+    # ------------------------------------------------------------------ derived
+    def topics(self) -> list[str]:
+        return [
+            self.input_topic,
+            self.geotagged_topic,
+            self.labeled_topic,
+            self.dead_letter_topic,
+            self.model_updates_topic,
+        ]
+
+    def bootstrap_servers(self) -> list[str]:
+        """``kafka://host:port,...`` -> ``["host:port", ...]`` for aiokafka."""
+        return [url.strip().split("://", 1)[1] for url in self.broker.split(",")]
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """aiokafka client options for TLS/SASL (producers, consumers and the admin client
+        outside faust)."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+            )
+        if self.security_protocol.startswith("SASL"):
+            assert self.sasl_password is not None  # checked by the validator
+            options.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password.get_secret_value(),
+            )
+        return options
 
     def open_index(self):
         from stream.index import open_index

@@ -1,0 +1,92 @@
+"""``contrastgeo stream-bench``: posts/s end to end through the broker and a worker, next
+to the raw int8 encoder rate measured in the same run on the same posts
+(``stream/throughput.py`` says how each is measured).
+
+Self-contained: exports ``--model`` to a temporary store, indexes its locations in a
+temporary embedded index, starts the embedded broker and one worker subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", type=Path, default=Path("runs/demo/model"), help="a folder saved by fit"
+    )
+    parser.add_argument("--data", nargs="+", required=True, help="Twitter JSONL (plain/gzip)")
+    parser.add_argument("--posts", type=int, default=2000, help="posts used (half paced)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = all)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for JSON + Markdown")
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from contrastgeo.commands.demo import start_worker, stop_worker
+    from contrastgeo.commands.replay import payloads
+    from model import ContrastGeo
+    from model.export import export_onnx
+    from model.prompts import load_locations
+    from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
+    from stream.prototypes import build_collection
+    from stream.settings import Settings
+    from stream.throughput import encoder_rate, measure_stream, model_posts, write_results
+
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        tmp = Path(tmp)
+        settings = Settings(
+            model_store=tmp / "models",
+            index_path=tmp / "index",
+            data_dir=tmp / "worker",
+            broker=broker.url,
+            web_port=free_port(),
+            batch_size=args.batch_size,
+            take_max=args.batch_size,
+            threads=args.threads,
+            session_timeout_s=2.0,
+            heartbeat_interval_s=0.3,
+            rebalance_timeout_s=2.0,
+            precision="int8",
+        )
+        locations = load_locations(args.model / "locations.jsonl")
+        manifest = export_onnx(
+            ContrastGeo.load(args.model), settings.model_store / "v", locations=locations
+        )
+        (settings.model_store / "v").rename(settings.model_folder(manifest["model_version"]))
+        onnx = settings.load_model(manifest["model_version"])
+        index = settings.open_index()
+        index.set_alias(settings.index_alias, build_collection(index, onnx, locations))
+        index.close()
+
+        # more raw lines than asked for: some carry GPS or are not posts
+        lines = list(payloads(args.data, "twitter-jsonl", 3 * args.posts))
+        posts = model_posts(settings, lines)[: args.posts]
+        print(f"measuring the raw encoder on {len(posts)} posts ...")
+        raw = encoder_rate(onnx, [post for _, post in posts], args.batch_size)
+        ensure_topics_sync(settings)
+        print("measuring the stream (saturated, then paced) ...")
+        results = measure_stream(
+            settings,
+            [p for p, _ in posts],
+            lambda s: start_worker(s, tmp / "worker.log"),
+            stop_worker,
+        )
+    results.update(
+        encoder_posts_per_s=raw,
+        stream_vs_encoder=results["stream_posts_per_s"] / raw,
+        batch_size=args.batch_size,
+        threads=args.threads or os.cpu_count(),
+        precision=onnx.precision,
+        model=str(args.model),
+    )
+    from stream.throughput import stream_markdown
+
+    print(stream_markdown(results))
+    if args.out:
+        write_results(results, args.out)
+    return 0

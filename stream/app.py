@@ -1,0 +1,163 @@
+"""The faust application: the geotagging agent, model reloads and the HTTP endpoints.
+
+The agent is a thin loop: take a batch of raw messages, let ``Geotagger.process`` turn it
+into outputs, publish them and wait until the broker has every one, then ack the batch and
+commit its offsets. A crash before the commit replays at most that batch, with the same
+output keys (at-least-once; consumers deduplicate by key).
+
+Every worker follows model updates: a ``ModelUpdated`` event (read by each worker outside
+the consumer group, so none misses it) or, as a safety net, a periodic look at the alias.
+
+Endpoints (bound to ``web_host``:``web_port``): ``/healthz`` (liveness), ``/readyz`` (a
+model is served) and ``/metrics`` (Prometheus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import faust
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from stream.geotagger import Geotagger, NoModelServed
+from stream.routing import Message
+from stream.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def broker_credentials(settings: Settings) -> Any:
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    assert settings.sasl_password is not None  # checked by Settings
+    return faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=settings.sasl_password.get_secret_value(),
+        mechanism=settings.sasl_mechanism,
+        ssl_context=context,
+    )
+
+
+def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.App:
+    geotagger = geotagger or Geotagger(settings)
+    app = faust.App(
+        settings.group_id,
+        broker=settings.broker,
+        broker_credentials=broker_credentials(settings),
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        consumer_auto_offset_reset=settings.auto_offset_reset,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        store="memory://",
+        datadir=str(settings.data_dir),
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        autodiscover=False,
+    )
+    app.geotagger = geotagger  # type: ignore[attr-defined]
+    posts = app.topic(settings.input_topic, key_serializer="raw", value_serializer="raw")
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    outputs = {
+        name: app.topic(name, **raw)
+        for name in (settings.geotagged_topic, settings.labeled_topic, settings.dead_letter_topic)
+    }
+
+    @app.agent(posts, name="geotag")
+    async def geotag(stream):
+        async for events in stream.take_events(settings.take_max, within=settings.take_within_s):
+            messages = [
+                Message(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.message.value,
+                )
+                for e in events
+            ]
+            results = await geotagger.process(messages)
+            # force=True: publish now (not attached to the offset), then wait for the broker
+            pending = [
+                await outputs[o.topic].send(key=o.key, value=o.value, force=True) for o in results
+            ]
+            await asyncio.gather(*pending)
+            for event in events:
+                await stream.ack(event)
+            await app.consumer.commit()
+
+    @app.task
+    async def load_model() -> None:
+        await geotagger.wait_for_model()
+
+    @app.task
+    async def follow_model_updates() -> None:
+        await _follow_model_updates(settings, geotagger)
+
+    @app.timer(settings.reload_poll_s)
+    async def poll_alias() -> None:
+        if geotagger.ready:
+            try:
+                await geotagger.reload()
+            except NoModelServed as exc:
+                log.error("the alias points nowhere; the current model keeps serving", error=exc)
+
+    @app.page("/healthz")
+    async def healthz(self, request):
+        return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(self, request):
+        ready = geotagger.ready
+        return self.json(
+            {"ready": ready, "model_version": geotagger.version}, status=200 if ready else 503
+        )
+
+    @app.page("/metrics")
+    async def metrics(self, request):
+        return self.bytes(geotagger.metrics.render(), content_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _follow_model_updates(settings: Settings, geotagger: Geotagger) -> None:
+    """Read every ``ModelUpdated`` from now on (no consumer group: each worker reads all)
+    and reload. Errors are logged and retried: the alias poll is the fallback."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    while True:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers(),
+            group_id=None,
+            enable_auto_commit=False,
+            **settings.kafka_client_options(),
+        )
+        try:
+            await consumer.start()
+            partitions = consumer.partitions_for_topic(settings.model_updates_topic) or {0}
+            tps = [TopicPartition(settings.model_updates_topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            async for record in consumer:
+                log.info("model update announced", offset=record.offset)
+                await geotagger.reload()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("model-update listener failed; restarting", error=repr(exc))
+            await asyncio.sleep(settings.retry_max_s / 10)
+        finally:
+            await consumer.stop()

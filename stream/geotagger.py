@@ -1,0 +1,235 @@
+"""The worker's logic, without Kafka: a batch of input messages -> the events to publish.
+
+``Geotagger.process`` routes the batch (``stream.routing``), runs the served model on the
+posts that need it and returns every output as ``(topic, key, value)``. The model and the
+index run in one background thread, so the event loop keeps heartbeating and fetching
+while a batch is embedded (onnxruntime releases the GIL).
+
+A valid post is never dropped: when prediction fails (index unreachable, say) the batch is
+retried with capped exponential backoff until it succeeds; the caller commits nothing
+meanwhile.
+
+``reload`` serves the model version the index alias points to. It loads the new version
+completely (checksums verified) before swapping it in between two batches; a version that
+fails to load is refused and the current one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from schemas.events import EventLocation, GeotaggedPost, ScoredLocation
+from stream.index import version_of
+from stream.metrics import Metrics
+from stream.predictor import Candidate, Prediction, Predictor
+from stream.routing import Message, Routed, carried_events, route
+from stream.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class NoModelServed(RuntimeError):
+    pass
+
+
+class Geotagger:
+    def __init__(self, settings: Settings, index: Any = None, metrics: Metrics | None = None):
+        self.settings = settings
+        self.index = index if index is not None else settings.open_index()
+        self.metrics = metrics or Metrics()
+        self.predictor: Predictor | None = None
+        self.version: str | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._reload_lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self.predictor is not None
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # ------------------------------------------------------------------ the model
+    async def reload(self) -> bool:
+        """Serve the version the alias points to; True when the served model changed."""
+        async with self._reload_lock:
+            collection = await self._run(self.index.resolve, self.settings.index_alias)
+            if collection is None:
+                raise NoModelServed(
+                    f"no collection under the alias {self.settings.index_alias!r}: "
+                    "run `contrastgeo export` and `contrastgeo index`"
+                )
+            version = version_of(collection)
+            if version == self.version:
+                return False
+            try:
+                model = await self._run(self.settings.load_model, version)
+            except Exception as exc:
+                self.metrics.reload_failures.inc()
+                log.error(
+                    "model refused; the current one keeps serving",
+                    version=version,
+                    serving=self.version,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                return False
+            self.predictor = Predictor(
+                model,
+                self.index,
+                collection,
+                k=self.settings.top_k,
+                rerank=self.settings.rerank,
+                abstain_below=self.settings.abstain_below,
+            )
+            previous, self.version = self.version, version
+            self.metrics.set_model_version(version)
+            log.info("model loaded", version=version, previous=previous, model=repr(model))
+            return True
+
+    async def wait_for_model(self) -> None:
+        """Retry ``reload`` with backoff until a model is served (start-up)."""
+        delay = 0.5
+        while not self.ready:
+            try:
+                await self.reload()
+            except NoModelServed as exc:
+                log.warning("waiting for a model", reason=str(exc), retry_in_s=delay)
+            if not self.ready:
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, self.settings.retry_max_s)
+
+    async def _predict(self, posts: list[Any]) -> tuple[list[Prediction], str]:
+        delay = 0.5
+        while True:
+            predictor = self.predictor
+            if predictor is None:
+                await self.wait_for_model()
+                continue
+            try:
+                return await self._run(predictor.predict, posts), predictor.model.version
+            except Exception as exc:
+                self.metrics.retries.inc()
+                log.error(
+                    "prediction failed; retrying the batch",
+                    posts=len(posts),
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, self.settings.retry_max_s)
+
+    # ------------------------------------------------------------------ a batch
+    async def process(self, messages: list[Message]) -> list[Output]:
+        start = time.perf_counter()
+        received_at = datetime.now(UTC)
+        s = self.settings
+        routed = route(messages, s.max_payload_bytes, s.max_text_chars, s.trusted_place_types)
+        outputs = self._routed_outputs(routed, received_at)
+        version = ""
+        if routed.to_predict:
+            predictions, version = await self._predict([post for _, post in routed.to_predict])
+            for (message, post), prediction in zip(routed.to_predict, predictions, strict=True):
+                event = geotagged_event(message, post, prediction, received_at)
+                outputs.append(Output(s.geotagged_topic, post.id.encode(), event.to_bytes()))
+                self.metrics.abstentions.inc(prediction.abstained)
+            self.metrics.posts_out.labels(source="model").inc(len(predictions))
+        self.metrics.posts_in.inc(len(messages))
+        self.metrics.batch_size.observe(len(messages))
+        self.metrics.batch_seconds.observe(time.perf_counter() - start)
+        log.info(
+            "batch",
+            inputs=len(messages),
+            predicted=len(routed.to_predict),
+            carried=len(routed.carried),
+            dead_letters=len(routed.dead_letters),
+            skipped=len(routed.skipped),
+            partitions=sorted({m.partition for m in messages}),
+            model_version=version or self.version,
+            ms=round(1000 * (time.perf_counter() - start), 1),
+        )
+        return outputs
+
+    def _routed_outputs(self, routed: Routed, received_at: datetime) -> list[Output]:
+        s = self.settings
+        outputs = []
+        for letter in routed.dead_letters:
+            self.metrics.dead_letters.labels(reason=letter.reason).inc()
+            key = letter.key.encode() if letter.key is not None else None
+            outputs.append(Output(s.dead_letter_topic, key, letter.to_bytes()))
+            log.warning(
+                "dead letter",
+                reason=letter.reason,
+                detail=letter.detail[:200],
+                partition=letter.input.partition,
+                offset=letter.input.offset,
+            )
+        for message, kind in routed.skipped:
+            self.metrics.skipped.labels(kind=kind).inc()
+            log.debug("control notice skipped", kind=kind, offset=message.offset)
+        for message, post, carried in routed.carried:
+            labeled, geotagged = carried_events(message, post, carried, received_at)
+            key = post.id.encode()
+            outputs.append(Output(s.labeled_topic, key, labeled.to_bytes()))
+            outputs.append(Output(s.geotagged_topic, key, geotagged.to_bytes()))
+            self.metrics.labeled.inc()
+            self.metrics.posts_out.labels(source=carried.source).inc()
+        return outputs
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.index.close()
+
+
+def _location(c: Candidate) -> dict[str, Any]:
+    return {
+        "id": c.location_id,
+        "name": c.name,
+        "admin": c.admin,
+        "country": c.country,
+        "lat": c.lat,
+        "lon": c.lon,
+    }
+
+
+def _probability(p: float) -> float:
+    """float32 rounding can put exp(log p) a hair above 1."""
+    return min(max(float(p), 0.0), 1.0)
+
+
+def geotagged_event(
+    message: Message, post: Any, prediction: Prediction, received_at: datetime
+) -> GeotaggedPost:
+    return GeotaggedPost(
+        post_id=post.id,
+        source="model",
+        location=EventLocation(**_location(prediction.location)) if prediction.location else None,
+        score=_probability(prediction.score),
+        abstained=prediction.abstained,
+        candidates=[
+            ScoredLocation(
+                **_location(c),
+                score=_probability(c.score),
+                tlc=_probability(c.tlc),
+                tlm=None if c.tlm is None else _probability(c.tlm),
+            )
+            for c in prediction.candidates
+        ],
+        model_version=prediction.model_version,
+        posted_at=post.created_at,
+        received_at=received_at,
+        input=message.ref,
+    )

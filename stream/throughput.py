@@ -1,0 +1,160 @@
+"""End-to-end throughput of the service through a real broker, next to the raw encoder
+rate measured in the same run on the same posts (``contrastgeo stream-bench``).
+
+1. **Raw encoder**: the served ONNX encoder embeds the posts in batches (what a worker
+   cannot beat: the rest of the pipeline only adds to it).
+2. **Saturated stream**: the posts are written to the input topic first, then a worker
+   starts; throughput = posts / (last output's ``geotagged_at`` - first input's
+   ``received_at``), so start-up and group join are not counted.
+3. **Latency**: posts are replayed at a fixed fraction of that rate; latency = the time an
+   output is read back - the time its input was sent (one clock, one machine).
+
+Only posts that go through the model are used (no dead letters, no GPS-carrying posts),
+so both rates count the same work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream.replay import replay
+from stream.routing import Message, route
+from stream.settings import Settings
+
+
+def model_posts(settings: Settings, payloads: list[bytes]) -> list[tuple[bytes, Any]]:
+    """(payload, parsed post) of the payloads the worker would send to the model."""
+    messages = [Message("bench", 0, i, None, p) for i, p in enumerate(payloads)]
+    routed = route(
+        messages, settings.max_payload_bytes, settings.max_text_chars, settings.trusted_place_types
+    )
+    return [(m.value, post) for m, post in routed.to_predict]
+
+
+def encoder_rate(model, posts: list[Any], batch: int) -> float:
+    model.embed_posts(posts[:batch])  # warm-up
+    start = time.perf_counter()
+    for s in range(0, len(posts), batch):
+        model.embed_posts(posts[s : s + batch])
+    return len(posts) / (time.perf_counter() - start)
+
+
+async def collect(settings: Settings, expected: set[str], timeout: float):
+    """Read geotagged events until every expected post id is seen: ({post id: event},
+    {post id: read time})."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        settings.geotagged_topic,
+        bootstrap_servers=settings.bootstrap_servers(),
+        group_id=None,
+        auto_offset_reset="earliest",
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    events, read_at = {}, {}
+    deadline = time.monotonic() + timeout
+    try:
+        while not expected <= events.keys():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(expected - events.keys())} posts never came out")
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                now = time.time()
+                for record in records:
+                    event = json.loads(record.value)
+                    events.setdefault(event["post_id"], event)
+                    read_at.setdefault(event["post_id"], now)
+    finally:
+        await consumer.stop()
+    return events, read_at
+
+
+async def timed_replay(settings: Settings, payloads: list[bytes], rate: float) -> dict[str, float]:
+    """Replay at ``rate`` posts/s, recording each post's send time."""
+    from stream.replay import post_key
+
+    sent_at: dict[str, float] = {}
+
+    def stamped():
+        for p in payloads:
+            sent_at[post_key(p).decode()] = time.time()
+            yield p
+
+    await replay(settings, stamped(), rate=rate)
+    return sent_at
+
+
+def measure_stream(
+    settings: Settings,
+    payloads: list[bytes],
+    start_worker,
+    stop_worker,
+    latency_fraction: float = 0.7,
+    timeout: float = 600,
+) -> dict[str, Any]:
+    """Run both stream phases; ``start_worker(settings)`` returns a handle for
+    ``stop_worker``. ``settings`` must point at an empty broker with the topics created."""
+    from stream.replay import post_key
+
+    posts = model_posts(settings, payloads)
+    if not posts or any(post_key(p) is None for p, _ in posts):
+        raise ValueError("need posts with ids that go through the model")
+    saturated, paced = posts[: len(posts) // 2], posts[len(posts) // 2 :]
+
+    asyncio.run(replay(settings, [p for p, _ in saturated]))
+    worker = start_worker(settings)
+    try:
+        ids = {post.id for _, post in saturated}
+        events, _ = asyncio.run(collect(settings, ids, timeout))
+        first = min(datetime.fromisoformat(events[i]["received_at"]) for i in ids)
+        last = max(datetime.fromisoformat(events[i]["geotagged_at"]) for i in ids)
+        rate = len(ids) / (last - first).total_seconds()
+
+        pace = latency_fraction * rate
+
+        async def paced_run():
+            ids = {post.id for _, post in paced}
+            collector = asyncio.create_task(collect(settings, ids, timeout))
+            sent_at = await timed_replay(settings, [p for p, _ in paced], pace)
+            _, read_at = await collector
+            return np.array([read_at[i] - sent_at[i] for i in ids])
+
+        latency = asyncio.run(paced_run())
+    finally:
+        stop_worker(worker)
+    return {
+        "saturated_posts": len(saturated),
+        "stream_posts_per_s": rate,
+        "paced_posts": len(paced),
+        "paced_rate": pace,
+        "latency_ms_p50": 1000 * float(np.percentile(latency, 50)),
+        "latency_ms_p99": 1000 * float(np.percentile(latency, 99)),
+    }
+
+
+def stream_markdown(results: dict[str, Any]) -> str:
+    r = results
+    return (
+        f"{r['saturated_posts']} posts through the broker (saturated), "
+        f"{r['paced_posts']} paced at {r['paced_rate']:.0f} posts/s; batch {r['batch_size']}, "
+        f"{r['threads']} threads, precision {r['precision']}\n\n"
+        "| measure | value |\n|---|---:|\n"
+        f"| raw encoder (same posts, same batch) | {r['encoder_posts_per_s']:.1f} posts/s |\n"
+        f"| end to end through the broker | {r['stream_posts_per_s']:.1f} posts/s |\n"
+        f"| end to end / raw encoder | {r['stream_vs_encoder']:.2f} |\n"
+        f"| latency p50 at {r['paced_rate']:.0f} posts/s | {r['latency_ms_p50']:.0f} ms |\n"
+        f"| latency p99 at {r['paced_rate']:.0f} posts/s | {r['latency_ms_p99']:.0f} ms |\n"
+    )
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stream.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "stream.md").write_text(stream_markdown(results))
