@@ -20,13 +20,13 @@ from typing import Any
 
 import faust
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from stream.geotagger import Geotagger, NoModelServed
 from stream.routing import Message
 from stream.settings import Settings
 
 log = structlog.get_logger(__name__)
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp adds the charset itself
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -128,7 +128,7 @@ def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.
 
     @app.page("/metrics")
     async def metrics(self, request):
-        return self.bytes(geotagger.metrics.render(), content_type=CONTENT_TYPE_LATEST)
+        return self.text(geotagger.metrics.render().decode(), content_type=PROMETHEUS_TEXT)
 
     return app
 

@@ -31,9 +31,9 @@ def post_key(payload: bytes) -> bytes | None:
 
 async def replay(
     settings: Settings, payloads: Iterable[bytes], rate: float = 0.0, topic: str | None = None
-) -> int:
+) -> list[tuple[int, int]]:
     """Send every payload to the input topic (at most ``rate`` per second when > 0) and
-    wait until the broker has them all; returns the count sent."""
+    wait until the broker has them all; returns each payload's (partition, offset)."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
@@ -43,7 +43,7 @@ async def replay(
         **settings.kafka_client_options(),
     )
     await producer.start()
-    sent, start, pending = 0, time.monotonic(), []
+    sent, start, pending, refs = 0, time.monotonic(), [], []
     try:
         for payload in payloads:
             pending.append(
@@ -53,9 +53,9 @@ async def replay(
             if rate > 0 and sent / rate > time.monotonic() - start:
                 await asyncio.sleep(sent / rate - (time.monotonic() - start))
             if len(pending) >= 1000:
-                await asyncio.gather(*pending)
+                refs += [(m.partition, m.offset) for m in await asyncio.gather(*pending)]
                 pending.clear()
-        await asyncio.gather(*pending)
+        refs += [(m.partition, m.offset) for m in await asyncio.gather(*pending)]
     finally:
         await producer.stop()
-    return sent
+    return refs

@@ -90,3 +90,26 @@ def make_model(tiny_tokenizer):
         return ContrastGeo(config, backbone, tiny_tokenizer, location_backbone)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
+    """A tiny random vector-fusion model exported to a model store and its LOCATIONS
+    indexed in Qdrant's embedded engine, the alias switched: the Settings fields
+    ``model_store`` and ``index_path`` of a served model. Copy it before changing it."""
+    from stream.publish import export_to_store, index_version
+    from stream.settings import Settings
+
+    root = tmp_path_factory.mktemp("served")
+    torch.manual_seed(0)
+    config = ContrastGeoConfig(
+        encoder=EncoderConfig(checkpoint="unused"), fusion=FusionConfig(heads=2)
+    )
+    model = ContrastGeo(config, tiny_backbone(tiny_tokenizer.vocab_size), tiny_tokenizer).eval()
+    fields = {"model_store": root / "models", "index_path": root / "index"}
+    settings = Settings(**fields)
+    version = export_to_store(model, settings.model_store, LOCATIONS)
+    index = settings.open_index()
+    index_version(settings, index, version)
+    index.close()
+    return fields

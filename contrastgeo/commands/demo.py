@@ -59,10 +59,9 @@ def ensure_served(settings) -> str:
     """Train, export and index the example model where needed; returns the served version."""
     from contrastgeo.commands.example import train_example
     from model import ContrastGeo
-    from model.export import export_onnx
     from model.prompts import load_locations
     from stream.index import version_of
-    from stream.prototypes import build_collection
+    from stream.publish import export_to_store, index_version
 
     if not (MODEL / "config.json").exists():
         print(f"Training the example model into {MODEL} (about 20 s) ...")
@@ -77,14 +76,9 @@ def ensure_served(settings) -> str:
             ):
                 return version_of(served)
         print("Exporting it to ONNX and indexing its locations ...")
-        model = ContrastGeo.load(MODEL)
-        staging = settings.model_store / ".staging"
-        manifest = export_onnx(model, staging, locations=load_locations(MODEL / "locations.jsonl"))
-        version = manifest["model_version"]
-        staging.rename(settings.model_folder(version))
-        onnx = settings.load_model(version)
         locations = load_locations(MODEL / "locations.jsonl")
-        index.set_alias(settings.index_alias, build_collection(index, onnx, locations))
+        version = export_to_store(ContrastGeo.load(MODEL), settings.model_store, locations)
+        index_version(settings, index, version)
         return version
     finally:
         index.close()

@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model import ContrastGeo
-    from model.export import export_onnx
     from model.prompts import load_locations
+    from stream.publish import export_to_store
     from stream.settings import Settings
 
     if not (args.model / "config.json").exists():
@@ -38,11 +38,6 @@ def run(args: argparse.Namespace) -> int:
     model = ContrastGeo.load(args.model)
     locations_file = args.model / "locations.jsonl"
     locations = load_locations(locations_file) if locations_file.exists() else None
-    staging = store / ".staging"
-    manifest = export_onnx(
-        model, staging, quantize=args.int8, reduce_range=args.reduce_range, locations=locations
-    )
-    target = store / manifest["model_version"]
-    staging.rename(target)
-    print(f"exported model version {manifest['model_version']} to {target}")
+    version = export_to_store(model, store, locations, args.int8, args.reduce_range)
+    print(f"exported model version {version} to {store / version}")
     return 0

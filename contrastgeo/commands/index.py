@@ -36,7 +36,8 @@ def newest_version(store: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from model.prompts import load_locations
-    from stream.prototypes import add_locations, build_collection
+    from stream.prototypes import add_locations
+    from stream.publish import index_version
     from stream.settings import Settings
 
     settings = Settings()
@@ -48,17 +49,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"added {len(new)} prompt-only location(s) to model {model.version}")
         return 0
     version = args.version or newest_version(settings.model_store)
-    folder = settings.model_folder(version)
-    model = settings.load_model(version)
-    locations_file = args.locations or folder / "locations.jsonl"
-    if not locations_file.exists():
-        raise SystemExit(f"no locations: {locations_file} is missing (pass --locations)")
-    locations = load_locations(locations_file)
-    collection = build_collection(index, model, locations)
-    if not args.no_switch:
-        index.set_alias(settings.index_alias, collection)
+    locations = load_locations(args.locations) if args.locations else None
+    try:
+        collection = index_version(settings, index, version, locations, not args.no_switch)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
     print(
-        f"indexed {len(locations)} locations in {collection}"
+        f"indexed {index.count(collection)} locations in {collection}"
         + ("" if args.no_switch else f"; {settings.index_alias!r} -> {collection}")
     )
     index.close()

@@ -48,12 +48,12 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings()
 
-    async def go() -> int:
+    async def go() -> list[tuple[int, int]]:
         await ensure_topics(settings)
         return await replay(
             settings, payloads(args.files, args.format, args.limit), args.rate, args.topic
         )
 
-    sent = asyncio.run(go())
+    sent = len(asyncio.run(go()))
     print(f"sent {sent} payload(s) to {args.topic or settings.input_topic} on {settings.broker}")
     return 0

@@ -30,10 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from contrastgeo.commands.demo import start_worker, stop_worker
     from contrastgeo.commands.replay import payloads
     from model import ContrastGeo
-    from model.export import export_onnx
     from model.prompts import load_locations
     from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
-    from stream.prototypes import build_collection
+    from stream.publish import export_to_store, index_version
     from stream.settings import Settings
     from stream.throughput import encoder_rate, measure_stream, model_posts, write_results
 
@@ -54,14 +53,11 @@ def run(args: argparse.Namespace) -> int:
             precision="int8",
         )
         locations = load_locations(args.model / "locations.jsonl")
-        manifest = export_onnx(
-            ContrastGeo.load(args.model), settings.model_store / "v", locations=locations
-        )
-        (settings.model_store / "v").rename(settings.model_folder(manifest["model_version"]))
-        onnx = settings.load_model(manifest["model_version"])
+        version = export_to_store(ContrastGeo.load(args.model), settings.model_store, locations)
         index = settings.open_index()
-        index.set_alias(settings.index_alias, build_collection(index, onnx, locations))
+        index_version(settings, index, version)
         index.close()
+        onnx = settings.load_model(version)
 
         # more raw lines than asked for: some carry GPS or are not posts
         lines = list(payloads(args.data, "twitter-jsonl", 3 * args.posts))

@@ -1,0 +1,83 @@
+"""Put a model into service: export it into the model store, index its locations, switch
+the alias. Used by ``contrastgeo export``/``index``, the demo, the benchmarks and (later)
+the refit job, so that every path publishes a model the same way."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from model.prompts import Location, load_locations
+from stream.prototypes import build_collection
+from stream.settings import Settings
+
+
+def export_to_store(
+    model: Any,
+    store: Path,
+    locations: Sequence[Location] | None = None,
+    quantize: bool = True,
+    reduce_range: bool = False,
+) -> str:
+    """Export ``model`` (a ``ContrastGeo``) to ``store/<version>/``; returns the version.
+    The export is complete before it appears under its version's name."""
+    from model.export import export_onnx
+
+    staging = store / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)  # what a crashed export left behind
+    manifest = export_onnx(
+        model, staging, quantize=quantize, reduce_range=reduce_range, locations=locations
+    )
+    version = manifest["model_version"]
+    staging.rename(store / version)
+    return version
+
+
+def index_version(
+    settings: Settings,
+    index: Any,
+    version: str,
+    locations: Sequence[Location] | None = None,
+    switch: bool = True,
+) -> str:
+    """Build ``version``'s collection (its own locations unless others are given) and,
+    with ``switch``, point the served alias at it; returns the collection name."""
+    model = settings.load_model(version)
+    if locations is None:
+        path = settings.model_folder(version) / "locations.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"no locations: {path} is missing (pass --locations)")
+        locations = load_locations(path)
+    collection = build_collection(index, model, locations)
+    if switch:
+        index.set_alias(settings.index_alias, collection)
+    return collection
+
+
+async def announce(settings: Settings, version: str, collection: str, previous: str | None) -> None:
+    """Publish ``ModelUpdated`` so that every running worker reloads now (they also poll
+    the alias every ``reload_poll_s``, should this event be missed)."""
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.events import ModelUpdated
+
+    event = ModelUpdated(
+        model_version=version,
+        collection=collection,
+        alias=settings.index_alias,
+        previous_version=previous,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers(),
+        acks="all",
+        **settings.kafka_client_options(),
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.model_updates_topic, event.to_bytes(), key=version.encode()
+        )
+    finally:
+        await producer.stop()

@@ -1,0 +1,101 @@
+"""A real Kafka-protocol broker (tansu, in memory) for the session, and helpers to run a
+worker subprocess against it and read back everything it published."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
+from stream.settings import Settings
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    with EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log") as b:
+        yield b
+
+
+def stream_settings(broker: EmbeddedBroker, tmp_path: Path, **overrides) -> Settings:
+    """Settings of a worker with its own topics and group (tests share the broker), short
+    group timeouts and small batches; topics created."""
+    n = f"t{next(_names)}"
+    settings = Settings(
+        broker=broker.url,
+        input_topic=f"{n}.posts",
+        geotagged_topic=f"{n}.geotagged",
+        labeled_topic=f"{n}.labeled",
+        dead_letter_topic=f"{n}.dead-letter",
+        model_updates_topic=f"{n}.models",
+        group_id=f"{n}-worker",
+        topic_partitions=3,
+        session_timeout_s=2.0,
+        heartbeat_interval_s=0.3,
+        rebalance_timeout_s=2.0,
+        take_max=16,
+        take_within_s=0.2,
+        web_port=free_port(),
+        data_dir=tmp_path / "worker",
+        **overrides,
+    )
+    ensure_topics_sync(settings)
+    return settings
+
+
+class Outputs:
+    """Everything published on the three output topics so far, read from the start."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.records: dict[str, list] = {}
+
+    async def _read(self, until, timeout: float, alive) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        s = self.settings
+        topics = (s.geotagged_topic, s.labeled_topic, s.dead_letter_topic)
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=s.bootstrap_servers(),
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
+        self.records = {t: [] for t in topics}
+        await consumer.start()
+        deadline = time.monotonic() + timeout
+        try:
+            while not until(self):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"outputs so far: { {t: len(r) for t, r in self.records.items()} }"
+                    )
+                if alive is not None and not alive():
+                    raise RuntimeError("the worker died")
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    for r in batch:
+                        self.records[r.topic].append(r)
+        finally:
+            await consumer.stop()
+
+    def wait(self, until, timeout: float = 120, alive=None) -> Outputs:
+        asyncio.run(self._read(until, timeout, alive))
+        return self
+
+    def events(self, topic: str) -> list[dict]:
+        return [json.loads(r.value) for r in self.records.get(topic, [])]
+
+    def input_refs(self) -> list[tuple[int, int]]:
+        """(partition, offset) of the input behind every geotagged event and dead letter."""
+        s = self.settings
+        return [
+            (e["input"]["partition"], e["input"]["offset"])
+            for t in (s.geotagged_topic, s.dead_letter_topic)
+            for e in self.events(t)
+        ]

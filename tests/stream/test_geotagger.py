@@ -1,0 +1,154 @@
+"""The worker's logic without Kafka, on a tiny exported model in Qdrant's embedded engine:
+outputs per route, model reloads (and refusals), and retries when the index fails."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+
+import pytest
+from structlog.testing import capture_logs
+
+from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
+from stream.geotagger import Geotagger
+from stream.index import EdgeIndex
+from stream.publish import index_version
+from stream.routing import Message
+from stream.settings import Settings
+
+PAYLOADS = [
+    json.dumps({"id": "p1", "text": "hello from memphis"}).encode(),
+    json.dumps({"id": "p2", "text": "going to lunch", "user_location": "nashville"}).encode(),
+    b"{broken",
+    json.dumps(
+        {
+            "id_str": "g1",
+            "text": "sunset",
+            "coordinates": {"type": "Point", "coordinates": [3.72, 51.05]},
+        }
+    ).encode(),
+    b'{"delete": {"status": {"id": 9}}}',
+]
+
+
+@pytest.fixture
+def settings(tiny_store, tmp_path) -> Settings:
+    for name, path in tiny_store.items():  # a private copy: tests switch its alias
+        shutil.copytree(path, tmp_path / name)
+    return Settings(
+        model_store=tmp_path / "model_store", index_path=tmp_path / "index_path", precision="fp32"
+    )
+
+
+def batch(payloads=PAYLOADS) -> list[Message]:
+    return [Message("posts", 1, 100 + i, None, p) for i, p in enumerate(payloads)]
+
+
+def test_a_batch_becomes_its_events(settings):
+    async def go():
+        geotagger = Geotagger(settings)
+        await geotagger.wait_for_model()
+        outputs = await geotagger.process(batch())
+        geotagger.close()
+        return geotagger, outputs
+
+    geotagger, outputs = asyncio.run(go())
+    by_topic = {}
+    for o in outputs:
+        by_topic.setdefault(o.topic, []).append(o)
+    geotagged = [
+        GeotaggedPost.model_validate_json(o.value) for o in by_topic[settings.geotagged_topic]
+    ]
+    assert sorted(e.post_id for e in geotagged) == ["g1", "p1", "p2"]
+    assert all(
+        o.key == e.post_id.encode()
+        for o, e in zip(by_topic[settings.geotagged_topic], geotagged, strict=True)
+    )
+    model_events = [e for e in geotagged if e.source == "model"]
+    assert all(
+        e.model_version == geotagger.version and len(e.candidates) == 5 for e in model_events
+    )
+    assert all(e.location.id == e.candidates[0].id for e in model_events)
+    (labeled,) = [
+        LabeledPost.model_validate_json(o.value) for o in by_topic[settings.labeled_topic]
+    ]
+    assert (
+        labeled.post.id == "g1"
+        and labeled.source == "gps"
+        and (labeled.lat, labeled.lon) == (51.05, 3.72)
+    )
+    (letter,) = [
+        DeadLetter.model_validate_json(o.value) for o in by_topic[settings.dead_letter_topic]
+    ]
+    assert (
+        letter.reason == "not-json" and letter.payload == b"{broken" and letter.input.offset == 102
+    )
+    # every input accounted for: 3 geotagged + 1 dead letter + 1 control notice skipped
+    metrics = geotagger.metrics.render().decode()
+    assert "contrastgeo_posts_in_total 5.0" in metrics
+    assert 'contrastgeo_skipped_total{kind="delete"} 1.0' in metrics
+
+
+def test_reload_switches_versions_and_refuses_a_corrupt_one(settings):
+    async def go():
+        geotagger = Geotagger(settings)
+        await geotagger.wait_for_model()
+        first = geotagger.version
+        assert await geotagger.reload() is False  # nothing changed
+        # a "new" version: the same export under another name, indexed, alias switched
+        shutil.copytree(settings.model_folder(first), settings.model_folder("v2"))
+        manifest = settings.model_folder("v2") / "manifest.json"
+        manifest.write_text(manifest.read_text().replace(first, "v2"))
+        index = EdgeIndex(settings.index_path)
+        index_version(settings, index, "v2")
+        index.close()  # the embedded engine: one process holds a collection at a time
+        assert await geotagger.reload() is True and geotagger.version == "v2"
+        (out,) = await geotagger.process(batch(PAYLOADS[:1]))
+        assert GeotaggedPost.model_validate_json(out.value).model_version == "v2"
+        # a corrupt version: refused, v2 keeps serving
+        shutil.copytree(settings.model_folder("v2"), settings.model_folder("v3"))
+        (settings.model_folder("v3") / "matcher.onnx").write_bytes(b"half written")
+        # the alias names v3's collection (its prototypes are irrelevant: the load fails)
+        (index.root / "aliases" / "locations.json").write_text('{"collection": "locations-v3"}')
+        with capture_logs() as logs:
+            assert await geotagger.reload() is False
+        assert geotagger.version == "v2"
+        assert any(
+            e["event"].startswith("model refused") and e["log_level"] == "error" for e in logs
+        )
+        index.close()
+        geotagger.close()
+        return geotagger
+
+    geotagger = asyncio.run(go())
+    assert "contrastgeo_model_reload_failures_total 1.0" in geotagger.metrics.render().decode()
+
+
+class FlakyIndex:
+    """The real index, whose queries fail ``failures`` times first (an outage)."""
+
+    def __init__(self, index, failures: int):
+        self.index, self.failures = index, failures
+
+    def query(self, *args, **kwargs):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("index unreachable")
+        return self.index.query(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.index, name)
+
+
+def test_prediction_is_retried_until_the_index_answers(settings):
+    async def go():
+        geotagger = Geotagger(settings, index=FlakyIndex(settings.open_index(), failures=2))
+        await geotagger.wait_for_model()
+        outputs = await geotagger.process(batch(PAYLOADS[:2]))
+        geotagger.close()
+        return geotagger, outputs
+
+    geotagger, outputs = asyncio.run(go())
+    assert len(outputs) == 2  # nothing dropped, nothing dead-lettered
+    assert "contrastgeo_predict_retries_total 2.0" in geotagger.metrics.render().decode()
