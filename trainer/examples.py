@@ -1,8 +1,8 @@
 """The small example shipped with the project: 12 US cities, 72 hand-written posts.
 
-Used by ``contrastgeo demo`` and by tests that need a tiny labeled set. The posts were
-written for this project (no real user data); 4 per city are marked ``train`` (the
-few-shot support set) and 2 ``test``.
+Used by ``contrastgeo example`` (and the streaming demo) and by tests that need a tiny
+labeled set. The posts were written for this project (no real user data); 4 per city are
+marked ``train`` (the few-shot support set) and 2 ``test``.
 """
 
 from __future__ import annotations

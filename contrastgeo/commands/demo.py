@@ -86,9 +86,16 @@ def ensure_served(settings) -> str:
 
 def worker_env(settings) -> dict[str, str]:
     """The environment that gives a worker subprocess these settings."""
+    from pydantic import SecretStr
+
     env = dict(os.environ)
-    for name, value in settings.model_dump(mode="json", exclude_none=True).items():
-        if isinstance(value, (list, dict)):
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, (list, tuple, dict)):
             value = json.dumps(value)
         env[f"CONTRASTGEO_{name.upper()}"] = str(value)
     return env

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from stream.settings import Settings
 
     if not (args.model / "config.json").exists():
-        raise SystemExit(f"{args.model} is not a saved model (run `contrastgeo demo` or fit)")
+        raise SystemExit(f"{args.model} is not a saved model (run `contrastgeo example` or fit)")
     store = args.store or Settings().model_store
     model = ContrastGeo.load(args.model)
     locations_file = args.model / "locations.jsonl"

@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         # more raw lines than asked for: some carry GPS or are not posts
         lines = list(payloads(args.data, "twitter-jsonl", 3 * args.posts))
         posts = model_posts(settings, lines)[: args.posts]
+        # the raw encoder before and after the stream, so that drift in the machine's load
+        # counts against neither side
         print(f"measuring the raw encoder on {len(posts)} posts ...")
-        raw = encoder_rate(onnx, [post for _, post in posts], args.batch_size)
+        raw_before = encoder_rate(onnx, [post for _, post in posts], args.batch_size)
         ensure_topics_sync(settings)
         print("measuring the stream (saturated, then paced) ...")
         results = measure_stream(
@@ -72,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
             lambda s: start_worker(s, tmp / "worker.log"),
             stop_worker,
         )
+        print("measuring the raw encoder again ...")
+        raw_after = encoder_rate(onnx, [post for _, post in posts], args.batch_size)
+    raw = (raw_before + raw_after) / 2
     results.update(
         encoder_posts_per_s=raw,
+        encoder_posts_per_s_before_after=[raw_before, raw_after],
         stream_vs_encoder=results["stream_posts_per_s"] / raw,
         batch_size=args.batch_size,
         threads=args.threads or os.cpu_count(),
