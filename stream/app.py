@@ -75,6 +75,7 @@ def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.
         name: app.topic(name, **raw)
         for name in (settings.geotagged_topic, settings.labeled_topic, settings.dead_letter_topic)
     }
+    app.output_topics = outputs  # type: ignore[attr-defined]
 
     @app.agent(posts, name="geotag")
     async def geotag(stream):

@@ -1,0 +1,74 @@
+"""The faust agent in faust's test context, with AsyncMock sinks: a batch's outputs are
+all sent (not attached to offsets) and delivered before its offsets are committed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from unittest.mock import AsyncMock
+
+from schemas.events import DeadLetter, GeotaggedPost
+from stream.app import create_app
+from stream.settings import Settings
+
+
+def test_the_agent_publishes_a_batch_then_commits(tiny_store, tmp_path):
+    for name, path in tiny_store.items():
+        shutil.copytree(path, tmp_path / name)
+    settings = Settings(
+        model_store=tmp_path / "model_store",
+        index_path=tmp_path / "index_path",
+        data_dir=tmp_path / "worker",
+        broker="kafka://127.0.0.1:1",  # never contacted: the sinks and the commit are mocks
+        take_within_s=0.05,
+    )
+    app = create_app(settings)
+    app.finalize()
+    app.conf.store = "memory://"
+    calls: list[tuple] = []
+
+    def sink(topic):
+        async def send(key, value, force):
+            calls.append(("send", topic, key, value, force))
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)  # the broker's acknowledgement
+            return done
+
+        return AsyncMock(side_effect=send)
+
+    for name, topic in app.output_topics.items():
+        topic.send = sink(name)
+    payloads = [
+        json.dumps({"id": f"p{i}", "text": "hello from memphis"}).encode() for i in range(3)
+    ]
+    payloads.append(b"{oops")
+
+    async def go():
+        await app.geotagger.wait_for_model()
+        app.consumer.commit = AsyncMock(side_effect=lambda: calls.append(("commit",)))
+        async with app.agents["geotag"].test_context() as agent:
+            for payload in payloads:
+                await agent.put(payload, key=None)
+            for _ in range(200):
+                if ("commit",) in calls:
+                    break
+                await asyncio.sleep(0.05)
+        app.geotagger.close()
+
+    asyncio.run(go())
+    sends = [c for c in calls if c[0] == "send"]
+    assert calls.index(("commit",)) == len(sends)  # every output before the commit
+    assert all(force for *_, force in sends)  # published now, not attached to the offset
+    geotagged = [
+        GeotaggedPost.model_validate_json(v)
+        for _, t, _, v, _ in sends
+        if t == settings.geotagged_topic
+    ]
+    assert sorted(e.post_id for e in geotagged) == ["p0", "p1", "p2"]
+    (letter,) = [
+        DeadLetter.model_validate_json(v)
+        for _, t, _, v, _ in sends
+        if t == settings.dead_letter_topic
+    ]
+    assert letter.reason == "not-json"
