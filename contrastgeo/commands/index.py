@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-switch", action="store_true", help="build the collection, leave the alias"
     )
+    parser.add_argument(
+        "--announce",
+        action="store_true",
+        help="publish ModelUpdated on CONTRASTGEO_BROKER so that running workers reload now "
+        "(they also re-read the alias every CONTRASTGEO_RELOAD_POLL_S)",
+    )
 
 
 def newest_version(store: Path) -> str:
@@ -50,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     version = args.version or newest_version(settings.model_store)
     locations = load_locations(args.locations) if args.locations else None
+    previous = index.resolve(settings.index_alias)
     try:
         collection = index_version(settings, index, version, locations, not args.no_switch)
     except FileNotFoundError as exc:
@@ -59,4 +66,14 @@ def run(args: argparse.Namespace) -> int:
         + ("" if args.no_switch else f"; {settings.index_alias!r} -> {collection}")
     )
     index.close()
+    if args.announce and not args.no_switch:
+        import asyncio
+
+        from stream.index import version_of
+        from stream.publish import announce
+
+        asyncio.run(
+            announce(settings, version, collection, version_of(previous) if previous else None)
+        )
+        print(f"announced on {settings.model_updates_topic}")
     return 0

