@@ -13,6 +13,8 @@ from model.prompts import Location, load_locations
 from stream.prototypes import build_collection
 from stream.settings import Settings
 
+TORCH_DIR = "torch"  # the PyTorch checkpoint inside an exported version
+
 
 def export_to_store(
     model: Any,
@@ -22,7 +24,9 @@ def export_to_store(
     reduce_range: bool = False,
 ) -> str:
     """Export ``model`` (a ``ContrastGeo``) to ``store/<version>/``; returns the version.
-    The export is complete before it appears under its version's name."""
+    The PyTorch checkpoint goes along in ``torch/`` (the refit job warm-starts from it; the
+    workers never read it). The export is complete before it appears under its version's
+    name."""
     from model.export import export_onnx
 
     staging = store / ".staging"
@@ -30,6 +34,7 @@ def export_to_store(
     manifest = export_onnx(
         model, staging, quantize=quantize, reduce_range=reduce_range, locations=locations
     )
+    model.save(staging / TORCH_DIR)
     version = manifest["model_version"]
     staging.rename(store / version)
     return version
@@ -74,8 +79,8 @@ async def announce(settings: Settings, version: str, collection: str, previous: 
         acks="all",
         **settings.kafka_client_options(),
     )
-    await producer.start()
     try:
+        await producer.start()
         await producer.send_and_wait(
             settings.model_updates_topic, event.to_bytes(), key=version.encode()
         )

@@ -1,0 +1,29 @@
+"""``contrastgeo refit``: the periodic refit job (the Helm chart's CronJob).
+
+Reads new labels from the labeled topic into the label store, trains a candidate from the
+served model on new and sparse locations, promotes it only if it is not worse (see
+``trainer/refit.py``), and writes a report to ``<model store>/reports/``.
+
+Exit codes: 0 promoted, 3 kept the current model (gate said no, nothing to refit, or
+another refit running), 1 failed (the current model keeps serving).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-ingest",
+        action="store_true",
+        help="use the label store as it is (do not read the labeled topic first)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainer.refit import RefitSettings, markdown, refit
+
+    report = refit(RefitSettings(), ingest_labels=not args.no_ingest)
+    print(markdown(report))
+    return report.exit_code

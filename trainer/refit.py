@@ -1,0 +1,368 @@
+"""The periodic refit (``contrastgeo refit``, the CronJob): newly labeled posts -> a
+candidate model -> promoted only if it is not worse.
+
+Steps, each safe to crash in (the served model changes only at the alias switch, one
+atomic step, and everything before it is written under names nothing serves yet):
+
+1. **ingest**: read the labeled topic into the label store (``trainer.labels``);
+2. **select**: snap every stored post to the GeoNames catalogue; *refit locations* are the
+   new ones (not among the served model's locations) and the sparse ones (fewer than
+   ``refit_sparse_below`` stored labels); each gets up to ``refit_max_shots`` training
+   posts, and a held-out fraction for the gate. Other locations contribute a small replay
+   sample to training (so that they do not regress) and their held-out posts to the gate;
+3. **train**: warm-start from the served model's PyTorch checkpoint, candidate locations =
+   the served ones + the new ones, TLC + TLM with hard negatives, a fixed number of epochs;
+4. **gate**: the served model (new locations as prompt-only candidates, as the workers
+   would serve them) and the candidate are scored on the same held-out posts; promote
+   only if the candidate's Acc@1 overall is not lower by more than
+   ``refit_max_overall_drop`` and its Acc@1 on the refit locations is higher by at least
+   ``refit_min_gain``;
+5. **promote**: export to the model store, build the version's collection, switch the
+   alias, announce ``ModelUpdated``.
+
+A lock file in the model store keeps two refits from running at once (the OS releases it
+when a process dies). Each run writes ``<store>/reports/<run>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+from pydantic import Field
+
+from model.prompts import Location, load_locations
+from stream.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PROMOTED, KEPT, FAILED = "promoted", "kept", "failed"
+EXIT_CODES = {PROMOTED: 0, FAILED: 1, KEPT: 3}
+
+
+class RefitSettings(Settings):
+    """The refit job's settings: the service's (model store, index, Kafka) plus these, from
+    the same ``CONTRASTGEO_*`` environment."""
+
+    label_store: Path = Field(Path("runs/labels/labels.sqlite"), description="SQLite file.")
+    refit_group_id: str = Field("contrastgeo-refit", description="Consumer group of the job.")
+    refit_countries: tuple[str, ...] = Field((), description="Catalogue countries (empty = all).")
+    refit_min_population: int = Field(5000, ge=500)
+    refit_radius_km: float = Field(25.0, gt=0)
+    refit_sparse_below: int = Field(16, ge=1, description="Fewer stored labels = sparse.")
+    refit_min_labels: int = Field(2, ge=2, description="Labels a location needs to be refit.")
+    refit_max_shots: int = Field(16, ge=1, description="Training posts per refit location.")
+    refit_holdout: float = Field(0.25, gt=0, lt=1, description="Held-out share per location.")
+    refit_replay_per_location: int = Field(2, ge=0)
+    refit_epochs: int = Field(5, ge=1)
+    refit_batch_size: int = Field(32, ge=1)
+    refit_max_overall_drop: float = Field(0.0, ge=0, le=1)
+    refit_min_gain: float = Field(0.01, ge=0, le=1)
+    refit_announce: bool = Field(True, description="Publish ModelUpdated after a promotion.")
+
+
+@dataclass
+class Report:
+    run: str
+    decision: str = FAILED
+    reason: str = ""
+    served_version: str | None = None
+    candidate_version: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    current: dict[str, float] = field(default_factory=dict)
+    candidate: dict[str, float] = field(default_factory=dict)
+    per_location: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.decision]
+
+
+class RefitBusy(RuntimeError):
+    pass
+
+
+@contextmanager
+def refit_lock(store: Path) -> Iterator[None]:
+    store.mkdir(parents=True, exist_ok=True)
+    with open(store / ".refit.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RefitBusy(f"another refit holds {store / '.refit.lock'}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ------------------------------------------------------------------ data selection
+@dataclass
+class RefitData:
+    locations: list[Location]  # candidate locations: served + new
+    refit: set[int]  # indices of the refit locations
+    train: list[Any]  # trainer.train.Example
+    holdout: list[Any]
+    counts: dict[str, int]
+
+
+def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -> RefitData:
+    """Label stored posts with the catalogue and choose what to train and hold out."""
+    from trainer.data.catalogue import build_catalogue, label_records
+    from trainer.data.readers import Record
+    from trainer.train import Example
+
+    catalogue = build_catalogue(s.refit_countries or None, s.refit_min_population)
+    labeling = label_records([Record(p) for p in posts], catalogue, s.refit_radius_km)
+    by_location: dict[str, list[Any]] = defaultdict(list)
+    places: dict[str, Location] = {}
+    for post, index in zip(posts, labeling.labels, strict=True):
+        if index >= 0:
+            place = catalogue.locations[index]
+            by_location[place.id].append(post)
+            places[place.id] = place
+    served_ids = {loc.id for loc in served}
+    new = sorted(
+        (i for i in by_location if i not in served_ids), key=lambda i: (-len(by_location[i]), i)
+    )
+    locations = [*served, *(places[i] for i in new)]
+    index = {loc.id: n for n, loc in enumerate(locations)}
+    refit_ids = {
+        i
+        for i, items in by_location.items()
+        if len(items) >= s.refit_min_labels
+        and (i not in served_ids or len(items) < s.refit_sparse_below)
+    }
+    train, holdout = [], []
+    for location_id in sorted(by_location):
+        items = by_location[location_id]
+        if len(items) < 2:
+            continue  # nothing to hold out; it keeps its prompt-only prototype
+        n_hold = max(1, math.floor(s.refit_holdout * len(items)))
+        held, rest = items[:n_hold], items[n_hold:]  # store order: a stable split across runs
+        holdout += [Example(p, index[location_id]) for p in held]
+        keep = s.refit_max_shots if location_id in refit_ids else s.refit_replay_per_location
+        train += [Example(p, index[location_id]) for p in rest[:keep]]
+    counts = {
+        "stored_posts": len(posts),
+        "labeled_posts": int((labeling.labels >= 0).sum()),
+        "served_locations": len(served),
+        "new_locations": len(new),
+        "refit_locations": len(refit_ids),
+        "train_posts": len(train),
+        "holdout_posts": len(holdout),
+        **{k: v for k, v in labeling.report.items() if k.startswith("unlabeled")},
+    }
+    return RefitData(locations, {index[i] for i in refit_ids}, train, holdout, counts)
+
+
+# ------------------------------------------------------------------ evaluation and gate
+def score(model: Any, data: RefitData) -> tuple[dict[str, float], np.ndarray]:
+    """Acc@1 overall and on the refit locations' held-out posts; and each prediction."""
+    posts = [ex.post for ex in data.holdout]
+    gold = np.array([ex.location for ex in data.holdout])
+    predicted = model.predict(posts, data.locations).indices[:, 0].numpy()  # as served: reranked
+    on_refit = np.isin(gold, list(data.refit))
+    correct = predicted == gold
+    return {
+        "acc@1": float(correct.mean()),
+        "acc@1_refit": float(correct[on_refit].mean()) if on_refit.any() else float("nan"),
+        "holdout_refit": int(on_refit.sum()),
+    }, predicted
+
+
+def decide(
+    current: dict[str, float], candidate: dict[str, float], s: RefitSettings
+) -> tuple[str, str]:
+    if candidate["holdout_refit"] == 0:
+        return KEPT, "no held-out post on a refit location: nothing to judge the gain on"
+    drop = current["acc@1"] - candidate["acc@1"]
+    gain = candidate["acc@1_refit"] - current["acc@1_refit"]
+    if drop > s.refit_max_overall_drop:
+        return KEPT, f"overall Acc@1 drops {drop:.3f} > {s.refit_max_overall_drop}"
+    if gain < s.refit_min_gain:
+        return KEPT, f"Acc@1 on refit locations gains {gain:+.3f} < {s.refit_min_gain}"
+    return PROMOTED, f"refit locations {gain:+.3f}, overall {-drop:+.3f}"
+
+
+def per_location(data: RefitData, current: np.ndarray, candidate: np.ndarray) -> list[dict]:
+    gold = np.array([ex.location for ex in data.holdout])
+    rows = []
+    for loc in sorted(set(gold.tolist())):
+        mask = gold == loc
+        rows.append(
+            {
+                "location": data.locations[loc].name,
+                "id": data.locations[loc].id,
+                "refit": loc in data.refit,
+                "holdout": int(mask.sum()),
+                "current": float((current[mask] == loc).mean()),
+                "candidate": float((candidate[mask] == loc).mean()),
+            }
+        )
+    return rows
+
+
+# ------------------------------------------------------------------ the run
+def refit(settings: RefitSettings, ingest_labels: bool = True) -> Report:
+    report = Report(run=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    try:
+        with refit_lock(settings.model_store):
+            _run(settings, report, ingest_labels)
+    except RefitBusy as exc:
+        report.decision, report.reason = KEPT, str(exc)
+    except Exception as exc:
+        report.decision, report.reason = FAILED, f"{type(exc).__name__}: {exc}"
+        log.exception("refit failed; the served model is unchanged")
+    write_report(settings, report)
+    log.info(
+        "refit",
+        decision=report.decision,
+        reason=report.reason,
+        served=report.served_version,
+        candidate=report.candidate_version,
+        **{k: v for k, v in report.counts.items() if not k.startswith("unlabeled")},
+        acc1_current=report.current.get("acc@1"),
+        acc1_candidate=report.candidate.get("acc@1"),
+        seconds=round(sum(report.seconds.values()), 1),
+    )
+    return report
+
+
+def _timed(report: Report, step: str):
+    @contextmanager
+    def timer():
+        start = time.perf_counter()
+        yield
+        report.seconds[step] = round(time.perf_counter() - start, 2)
+
+    return timer()
+
+
+def _run(s: RefitSettings, report: Report, ingest_labels: bool) -> None:
+    import torch
+
+    from model import ContrastGeo
+    from stream.index import version_of
+    from stream.publish import TORCH_DIR, announce, export_to_store, index_version
+    from trainer.labels import LabelStore, ingest
+    from trainer.train import TrainConfig, fit
+
+    store = LabelStore(s.label_store)
+    try:
+        if ingest_labels:
+            with _timed(report, "ingest"):
+                asyncio.run(ingest(s, store, s.refit_group_id))
+        posts = [event.post for event in store.all()]
+    finally:
+        store.close()
+
+    index = s.open_index()
+    try:
+        collection = index.resolve(s.index_alias)
+    finally:
+        index.close()
+    if collection is None:
+        raise RuntimeError(f"no model is served under {s.index_alias!r}: nothing to refit from")
+    served = report.served_version = version_of(collection)
+    folder = s.model_folder(served)
+    if not (folder / TORCH_DIR).exists():
+        raise RuntimeError(f"{folder} has no PyTorch checkpoint ({TORCH_DIR}/) to warm-start from")
+
+    with _timed(report, "select"):
+        data = select(posts, load_locations(folder / "locations.jsonl"), s)
+    report.counts = data.counts
+    if not data.refit:
+        report.decision, report.reason = KEPT, "no new or sparse location has enough labels"
+        return
+
+    with _timed(report, "train"):
+        torch.manual_seed(0)
+        candidate = ContrastGeo.load(folder / TORCH_DIR)
+        config = TrainConfig(
+            epochs=s.refit_epochs, batch_size=s.refit_batch_size, progress=False, seed=0
+        )
+        fit(candidate, data.train, data.locations, config)
+        candidate.eval()
+    with _timed(report, "evaluate"):
+        report.candidate, predicted_candidate = score(candidate, data)
+        current = ContrastGeo.load(folder / TORCH_DIR).eval()
+        report.current, predicted_current = score(current, data)
+        report.per_location = per_location(data, predicted_current, predicted_candidate)
+    report.decision, report.reason = decide(report.current, report.candidate, s)
+    if report.decision != PROMOTED:
+        return
+
+    with _timed(report, "promote"):
+        version = report.candidate_version = export_to_store(
+            candidate, s.model_store, data.locations
+        )
+        index = s.open_index()
+        try:
+            collection = index_version(s, index, version)  # builds, then switches the alias
+        finally:
+            index.close()
+        if s.refit_announce:
+            try:
+                asyncio.run(announce(s, version, collection, served))
+            except Exception as exc:  # the workers' alias poll picks the model up anyway
+                log.warning("ModelUpdated not published", error=repr(exc))
+
+
+def write_report(s: RefitSettings, report: Report) -> Path:
+    folder = s.model_store / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {k: v for k, v in report.__dict__.items()}
+    (folder / f"{report.run}.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    (folder / f"{report.run}.md").write_text(markdown(report))
+    return folder / f"{report.run}.json"
+
+
+def markdown(r: Report) -> str:
+    def pct(x: float | None) -> str:
+        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+    lines = [
+        f"# Refit {r.run}: {r.decision}",
+        "",
+        f"{r.reason}",
+        "",
+        f"Served: `{r.served_version}`; candidate: `{r.candidate_version or '(not exported)'}`",
+        "",
+        "| data | count |",
+        "|---|---:|",
+        *(f"| {k} | {v} |" for k, v in r.counts.items()),
+        "",
+        "| Acc@1 (%) on held-out posts | current | candidate |",
+        "|---|---:|---:|",
+        f"| all locations | {pct(r.current.get('acc@1'))} | {pct(r.candidate.get('acc@1'))} |",
+        f"| refit locations | {pct(r.current.get('acc@1_refit'))} | "
+        f"{pct(r.candidate.get('acc@1_refit'))} |",
+        "",
+    ]
+    if r.per_location:
+        lines += [
+            "| location | refit | held out | current | candidate |",
+            "|---|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {row['location']} | {'yes' if row['refit'] else ''} | {row['holdout']} | "
+            f"{pct(row['current'])} | {pct(row['candidate'])} |"
+            for row in r.per_location
+        ]
+        lines.append("")
+    lines.append("Seconds: " + ", ".join(f"{k} {v}" for k, v in r.seconds.items()))
+    return "\n".join(lines) + "\n"
