@@ -63,7 +63,8 @@ class LabelStore:
         return self.db.execute("SELECT COUNT(*) FROM labeled_posts").fetchone()[0]
 
     def all(self) -> list[LabeledPost]:
-        rows = self.db.execute("SELECT event FROM labeled_posts ORDER BY stored_at, post_id")
+        # by post id: a stable order whatever the order of arrival (tweet ids grow with time)
+        rows = self.db.execute("SELECT event FROM labeled_posts ORDER BY post_id")
         return [LabeledPost.model_validate_json(event) for (event,) in rows]
 
     def close(self) -> None:

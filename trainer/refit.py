@@ -121,19 +121,27 @@ class RefitData:
 
 def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -> RefitData:
     """Label stored posts with the catalogue and choose what to train and hold out."""
-    from trainer.data.catalogue import build_catalogue, label_records
+    from trainer.data.catalogue import build_catalogue, catalogue_of, label_records
     from trainer.data.readers import Record
     from trainer.train import Example
 
+    # A post belongs to a served location when it is within the radius of one (whatever
+    # catalogue the served model's locations came from); the others snap to GeoNames.
+    records = [Record(p) for p in posts]
+    on_served = label_records(records, catalogue_of(served), s.refit_radius_km)
+    others = [i for i, label in enumerate(on_served.labels) if label < 0]
     catalogue = build_catalogue(s.refit_countries or None, s.refit_min_population)
-    labeling = label_records([Record(p) for p in posts], catalogue, s.refit_radius_km)
+    on_catalogue = label_records([records[i] for i in others], catalogue, s.refit_radius_km)
     by_location: dict[str, list[Any]] = defaultdict(list)
-    places: dict[str, Location] = {}
-    for post, index in zip(posts, labeling.labels, strict=True):
+    places: dict[str, Location] = {loc.id: loc for loc in served}
+    for post, index in zip(posts, on_served.labels, strict=True):
+        if index >= 0:
+            by_location[served[index].id].append(post)
+    for i, index in zip(others, on_catalogue.labels, strict=True):
         if index >= 0:
             place = catalogue.locations[index]
-            by_location[place.id].append(post)
-            places[place.id] = place
+            places.setdefault(place.id, place)
+            by_location[place.id].append(posts[i])
     served_ids = {loc.id for loc in served}
     new = sorted(
         (i for i in by_location if i not in served_ids), key=lambda i: (-len(by_location[i]), i)
@@ -158,13 +166,13 @@ def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -
         train += [Example(p, index[location_id]) for p in rest[:keep]]
     counts = {
         "stored_posts": len(posts),
-        "labeled_posts": int((labeling.labels >= 0).sum()),
+        "labeled_posts": sum(len(v) for v in by_location.values()),
         "served_locations": len(served),
         "new_locations": len(new),
         "refit_locations": len(refit_ids),
         "train_posts": len(train),
         "holdout_posts": len(holdout),
-        **{k: v for k, v in labeling.report.items() if k.startswith("unlabeled")},
+        **{k: v for k, v in on_catalogue.report.items() if k.startswith("unlabeled")},
     }
     return RefitData(locations, {index[i] for i in refit_ids}, train, holdout, counts)
 

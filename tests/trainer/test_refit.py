@@ -1,0 +1,187 @@
+"""The refit job on a tiny model: the label store, location selection, the gate, the lock,
+and crashes at each step (the served model keeps serving; the next run finishes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.events import InputRef, LabeledPost
+from schemas.posts import Coordinates, Post
+from stream.index import EdgeIndex, version_of
+from trainer import refit as refit_module
+from trainer.labels import LabelStore
+from trainer.refit import (
+    KEPT,
+    PROMOTED,
+    RefitBusy,
+    RefitSettings,
+    decide,
+    refit,
+    refit_lock,
+    select,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+# GeoNames coordinates of US cities the tiny model does not serve (it serves tests.conftest
+# LOCATIONS: Memphis, Nashville, Ghent, Split, Utrecht)
+NEW = {"Little Rock": (34.74648, -92.28959), "Knoxville": (35.96064, -83.92074)}
+MEMPHIS = (35.14953, -90.04898)
+
+
+def labeled(post_id: str, text: str, lat: float, lon: float) -> LabeledPost:
+    return LabeledPost(
+        post=Post(id=post_id, text=text, coordinates=Coordinates(lat=lat, lon=lon)),
+        source="gps",
+        lat=lat,
+        lon=lon,
+        received_at=NOW,
+        input=InputRef(topic="posts.labeled", partition=0, offset=0),
+    )
+
+
+def label_events(per_city: int = 8) -> list[LabeledPost]:
+    events = []
+    for city, (lat, lon) in {**NEW, "Memphis": MEMPHIS}.items():
+        for n in range(per_city):
+            events.append(labeled(f"{city[:3]}-{n:02d}", f"{city.lower()} post {n}", lat, lon))
+    return events
+
+
+def test_the_label_store_keeps_each_post_once_and_durably(tmp_path):
+    store = LabelStore(tmp_path / "labels.sqlite")
+    events = label_events(3)
+    assert store.add(events) == len(events)
+    assert store.add(events[:4]) == 0  # replays of at-least-once delivery
+    store.close()
+    reopened = LabelStore(tmp_path / "labels.sqlite")
+    assert reopened.count() == len(events)
+    assert reopened.all() == sorted(events, key=lambda e: e.post.id)
+    reopened.close()
+
+
+def test_select_finds_new_and_sparse_locations_and_holds_posts_out(tiny_store):
+    from tests.conftest import LOCATIONS
+
+    settings = RefitSettings(
+        refit_countries=("US",), refit_sparse_below=5, refit_replay_per_location=1
+    )
+    posts = [e.post for e in label_events(8)]
+    data = select(posts, LOCATIONS, settings)
+    names = [loc.name for loc in data.locations]
+    assert names[: len(LOCATIONS)] == [loc.name for loc in LOCATIONS]
+    assert sorted(names[len(LOCATIONS) :]) == sorted(NEW)  # new candidates after the served
+    refit_names = sorted(data.locations[i].name for i in data.refit)
+    assert refit_names == sorted(NEW)  # Memphis has 8 >= 5 labels: not sparse
+    assert data.counts["holdout_posts"] == 3 * 2 and data.counts["train_posts"] == 2 * 6 + 1
+    held = {id(ex.post) for ex in data.holdout}
+    assert not any(id(ex.post) in held for ex in data.train)  # no post on both sides
+
+
+def test_the_gate():
+    s = RefitSettings(refit_max_overall_drop=0.01, refit_min_gain=0.05)
+    current = {"acc@1": 0.5, "acc@1_refit": 0.2, "holdout_refit": 10}
+    assert (
+        decide(current, {"acc@1": 0.6, "acc@1_refit": 0.4, "holdout_refit": 10}, s)[0] == PROMOTED
+    )
+    worse_overall = {"acc@1": 0.45, "acc@1_refit": 0.6, "holdout_refit": 10}
+    assert decide(current, worse_overall, s) == (KEPT, "overall Acc@1 drops 0.050 > 0.01")
+    assert decide(current, {"acc@1": 0.5, "acc@1_refit": 0.22, "holdout_refit": 10}, s)[0] == KEPT
+    assert (
+        decide(current, {"acc@1": 0.9, "acc@1_refit": float("nan"), "holdout_refit": 0}, s)[0]
+        == KEPT
+    )
+
+
+def test_one_refit_at_a_time(tmp_path):
+    with refit_lock(tmp_path), pytest.raises(RefitBusy), refit_lock(tmp_path):
+        pass
+    with refit_lock(tmp_path):  # released
+        pass
+
+
+@pytest.fixture
+def refit_settings(tiny_store, tmp_path) -> RefitSettings:
+    for name, path in tiny_store.items():
+        shutil.copytree(path, tmp_path / name)
+    store = LabelStore(tmp_path / "labels.sqlite")
+    store.add(label_events(8))
+    store.close()
+    return RefitSettings(
+        model_store=tmp_path / "model_store",
+        index_path=tmp_path / "index_path",
+        label_store=tmp_path / "labels.sqlite",
+        refit_countries=("US",),
+        refit_epochs=1,
+        refit_min_gain=0.0,
+        refit_max_overall_drop=1.0,  # the tiny model is random: this tests the steps
+        refit_announce=False,
+    )
+
+
+def served(settings) -> str:
+    index = EdgeIndex(settings.index_path)
+    try:
+        return version_of(index.resolve(settings.index_alias))
+    finally:
+        index.close()
+
+
+@pytest.mark.parametrize(
+    "step",
+    ["trainer.train.fit", "stream.publish.export_to_store", "stream.publish.index_version"],
+)
+def test_a_crash_at_any_step_keeps_the_served_model_and_the_next_run_finishes(
+    refit_settings, monkeypatch, step
+):
+    before = served(refit_settings)
+    module, name = step.rsplit(".", 1)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError(f"crash in {name}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(f"{module}.{name}", crash)
+        report = refit(refit_settings, ingest_labels=False)
+    assert report.decision == "failed" and f"crash in {name}" in report.reason
+    assert report.exit_code == 1
+    assert served(refit_settings) == before  # still serving
+    assert not (refit_settings.model_store / ".staging").exists() or name == "export_to_store"
+
+    report = refit(refit_settings, ingest_labels=False)
+    assert report.decision == PROMOTED, report.reason
+    after = served(refit_settings)
+    assert after == report.candidate_version != before
+    locations = (refit_settings.model_folder(after) / "locations.jsonl").read_text()
+    assert "Little Rock" in locations and "Knoxville" in locations
+    reports = sorted((refit_settings.model_store / "reports").glob("*.json"))
+    assert [json.loads(p.read_text())["decision"] for p in reports][-1] == PROMOTED
+
+
+def test_nothing_to_refit_keeps_the_model(refit_settings):
+    store = LabelStore(refit_settings.label_store)
+    store.db.execute("DELETE FROM labeled_posts")
+    store.db.commit()
+    store.close()
+    before = served(refit_settings)
+    report = refit(refit_settings, ingest_labels=False)
+    assert report.decision == KEPT and report.exit_code == 3
+    assert served(refit_settings) == before
+
+
+def test_a_busy_lock_keeps_the_model(refit_settings):
+    with refit_lock(refit_settings.model_store):
+        report = refit(refit_settings, ingest_labels=False)
+    assert report.decision == KEPT and "another refit" in report.reason
+
+
+def test_reports_are_written(refit_settings):
+    report = refit(refit_settings, ingest_labels=False)
+    folder = refit_settings.model_store / "reports"
+    data = json.loads((folder / f"{report.run}.json").read_text())
+    assert data["counts"]["refit_locations"] >= 2 and data["seconds"]["train"] > 0
+    assert (folder / f"{report.run}.md").read_text().startswith(f"# Refit {report.run}")
+    assert refit_module.EXIT_CODES[report.decision] == report.exit_code
