@@ -10,7 +10,6 @@ far as the topic's retention allows.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -111,7 +110,7 @@ async def ingest(
                         error=str(exc)[:200],
                     )
             read += len(records)
-            stored += await asyncio.to_thread(store.add, events)
+            stored += store.add(events)  # a few ms: blocking the loop briefly is fine
             await consumer.commit()  # only after the store committed the batch
     finally:
         await consumer.stop()

@@ -125,23 +125,30 @@ def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -
     from trainer.data.readers import Record
     from trainer.train import Example
 
-    # A post belongs to a served location when it is within the radius of one (whatever
-    # catalogue the served model's locations came from); the others snap to GeoNames.
+    # Each post snaps to its GeoNames place; a place that is a served location (same id, or
+    # same name within the radius when the served ids come from elsewhere) is that one.
+    # Posts GeoNames cannot place fall back to the nearest served location in the radius.
     records = [Record(p) for p in posts]
-    on_served = label_records(records, catalogue_of(served), s.refit_radius_km)
-    others = [i for i, label in enumerate(on_served.labels) if label < 0]
     catalogue = build_catalogue(s.refit_countries or None, s.refit_min_population)
-    on_catalogue = label_records([records[i] for i in others], catalogue, s.refit_radius_km)
+    on_catalogue = label_records(records, catalogue, s.refit_radius_km)
+    served_catalogue = catalogue_of(served)
+    on_served = label_records(records, served_catalogue, s.refit_radius_km).labels
     by_location: dict[str, list[Any]] = defaultdict(list)
-    places: dict[str, Location] = {loc.id: loc for loc in served}
-    for post, index in zip(posts, on_served.labels, strict=True):
-        if index >= 0:
-            by_location[served[index].id].append(post)
-    for i, index in zip(others, on_catalogue.labels, strict=True):
-        if index >= 0:
-            place = catalogue.locations[index]
-            places.setdefault(place.id, place)
-            by_location[place.id].append(posts[i])
+    places: dict[str, Location] = {}
+    for post, place_index, served_index in zip(posts, on_catalogue.labels, on_served, strict=True):
+        if place_index >= 0:
+            place = catalogue.locations[place_index]
+            same = served_index >= 0 and (
+                served[served_index].id == place.id
+                or served[served_index].name.casefold() == place.name.casefold()
+            )
+            place = served[served_index] if same else place
+        elif served_index >= 0:
+            place = served[served_index]
+        else:
+            continue
+        places.setdefault(place.id, place)
+        by_location[place.id].append(post)
     served_ids = {loc.id for loc in served}
     new = sorted(
         (i for i in by_location if i not in served_ids), key=lambda i: (-len(by_location[i]), i)
