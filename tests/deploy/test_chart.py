@@ -19,6 +19,7 @@ helm = pytest.importorskip("helm_python")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 from stream.settings import Settings  # noqa: E402
+from trainer.refit import RefitSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "contrastgeo"
@@ -52,30 +53,35 @@ def render(values: dict) -> list[dict]:
     return docs
 
 
-def pod_specs(docs: list[dict]) -> list[dict]:
+def pod_specs_by_kind(docs: list[dict]) -> list[tuple[dict, str]]:
     specs = []
     for d in docs:
         if d["kind"] == "Deployment":
-            specs.append(d["spec"]["template"]["spec"])
+            specs.append((d["spec"]["template"]["spec"], d["kind"]))
         elif d["kind"] == "CronJob":
-            specs.append(d["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+            specs.append((d["spec"]["jobTemplate"]["spec"]["template"]["spec"], d["kind"]))
     return specs
 
 
-def container_env(docs: list[dict]) -> list[dict[str, str]]:
-    """Each container's environment as the pod would see it (secret refs as placeholders)."""
+def pod_specs(docs: list[dict]) -> list[dict]:
+    return [spec for spec, _ in pod_specs_by_kind(docs)]
+
+
+def container_env(docs: list[dict]) -> list[tuple[type[Settings], dict[str, str]]]:
+    """Each container's Settings class and environment as the pod would see it (secret refs
+    as placeholders): the worker reads Settings, the refit job RefitSettings."""
     configmaps = {
         d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"
     }
     envs = []
-    for spec in pod_specs(docs):
+    for spec, kind in pod_specs_by_kind(docs):
         for container in spec["containers"]:
             env = {}
             for source in container.get("envFrom", []):
                 env.update(configmaps[source["configMapRef"]["name"]])
             for var in container.get("env", []):
                 env[var["name"]] = var.get("value", f"<secret {var['name']}>")
-            envs.append(env)
+            envs.append((RefitSettings if kind == "CronJob" else Settings, env))
     return envs
 
 
@@ -91,9 +97,10 @@ def test_every_manifest_validates_against_kubernetes_schemas(name):
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
 
 
-def not_settings(env: dict[str, str]) -> set[str]:
-    """CONTRASTGEO_* variables that name no Settings field (they would be ignored)."""
-    fields = set(Settings.model_fields)
+def not_settings(env: dict[str, str], settings: type[Settings] = Settings) -> set[str]:
+    """CONTRASTGEO_* variables that name no field of the process's Settings class (they
+    would be ignored)."""
+    fields = set(settings.model_fields)
     return {
         k
         for k in env
@@ -102,8 +109,11 @@ def not_settings(env: dict[str, str]) -> set[str]:
 
 
 def test_a_misspelt_setting_is_caught():
-    (env,) = container_env(render({"config": {"brokr": "kafka://x:9092"}}))
-    assert not_settings(env) == {"CONTRASTGEO_BROKR"}
+    envs = dict(container_env(render({"config": {"brokr": "kafka://x:9092"}})))
+    assert not_settings(envs[Settings], Settings) == {"CONTRASTGEO_BROKR"}
+    envs = dict(container_env(render({"refit": {"config": {"refit_epoch": 3}}})))
+    assert not_settings(envs[RefitSettings], RefitSettings) == {"CONTRASTGEO_REFIT_EPOCH"}
+    assert not_settings(envs[Settings], Settings) == set()
 
 
 @pytest.mark.parametrize("name", sorted(VALUE_SETS))
@@ -111,9 +121,9 @@ def test_the_environment_is_settings_and_builds_them(name, monkeypatch):
     docs = render(VALUE_SETS[name])
     envs = container_env(docs)
     assert envs
-    for env in envs:
+    for settings_class, env in envs:
         ours = {k: v for k, v in env.items() if k.startswith("CONTRASTGEO_")}
-        assert not not_settings(ours)
+        assert not not_settings(ours, settings_class)
         for required in ("BROKER", "QDRANT_URL", "MODEL_STORE", "WEB_HOST", "WEB_PORT"):
             assert ours.get(f"CONTRASTGEO_{required}"), required
         for key in list(os.environ):
@@ -121,8 +131,10 @@ def test_the_environment_is_settings_and_builds_them(name, monkeypatch):
                 monkeypatch.delenv(key)
         for key, value in ours.items():
             monkeypatch.setenv(key, value)
-        settings = Settings(_env_file=None)  # what the pod's process will build
+        settings = settings_class(_env_file=None)  # what the pod's process will build
         assert settings.qdrant_url and settings.web_host == "0.0.0.0"
+        if settings_class is RefitSettings:
+            assert str(settings.label_store).startswith("/labels/")
 
 
 def test_variants_render_what_they_promise():
