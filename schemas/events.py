@@ -95,11 +95,15 @@ class LabeledPost(_Event):
 
 class DeadLetter(_Event):
     """An input the worker cannot use. ``payload`` holds the original bytes (base64 in
-    JSON, since they need not be valid UTF-8)."""
+    JSON, since they need not be valid UTF-8), cut to the worker's
+    ``dead_letter_max_payload_bytes``; ``payload_size`` and ``payload_sha256`` describe the
+    whole input, which stays in the input topic at ``input``."""
 
     input: InputRef
     key: str | None = None
     payload: bytes
+    payload_size: int = Field(ge=0)
+    payload_sha256: str = Field(pattern="^[0-9a-f]{64}$")
     reason: str = Field(description="short code: not-json, missing-text, too-large ...")
     error_class: str
     detail: str = ""

@@ -29,7 +29,7 @@ from schemas.events import EventLocation, GeotaggedPost, ScoredLocation
 from stream.index import version_of
 from stream.metrics import Metrics
 from stream.predictor import Candidate, Prediction, Predictor
-from stream.routing import Message, Routed, carried_events, route
+from stream.routing import Message, Routed, Rules, carried_events, route
 from stream.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -49,6 +49,7 @@ class NoModelServed(RuntimeError):
 class Geotagger:
     def __init__(self, settings: Settings, index: Any = None, metrics: Metrics | None = None):
         self.settings = settings
+        self.rules = Rules.of(settings)
         self.index = index if index is not None else settings.open_index()
         self.metrics = metrics or Metrics()
         self.predictor: Predictor | None = None
@@ -137,7 +138,7 @@ class Geotagger:
         start = time.perf_counter()
         received_at = datetime.now(UTC)
         s = self.settings
-        routed = route(messages, s.max_payload_bytes, s.max_text_chars, s.trusted_place_types)
+        routed = route(messages, self.rules)
         outputs = self._routed_outputs(routed, received_at)
         version = ""
         if routed.to_predict:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,6 +42,25 @@ class Carried:
     source: str  # "gps" or "place"
     location: EventLocation
     place_name: str
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The input rules, from the worker's Settings."""
+
+    max_payload_bytes: int
+    max_text_chars: int
+    place_types: tuple[str, ...]
+    dead_letter_max_payload_bytes: int
+
+    @classmethod
+    def of(cls, settings) -> Rules:
+        return cls(
+            settings.max_payload_bytes,
+            settings.max_text_chars,
+            settings.trusted_place_types,
+            settings.dead_letter_max_payload_bytes,
+        )
 
 
 @dataclass
@@ -79,26 +99,22 @@ def _place_location(place, lat: float, lon: float) -> EventLocation:
     )
 
 
-def route(
-    messages: list[Message],
-    max_payload_bytes: int,
-    max_text_chars: int,
-    place_types: tuple[str, ...],
-) -> Routed:
+def route(messages: list[Message], rules: Rules) -> Routed:
     routed = Routed()
+    keep = rules.dead_letter_max_payload_bytes
     for message in messages:
         try:
-            post = _parse(message, max_payload_bytes, max_text_chars)
+            post = _parse(message, rules.max_payload_bytes, rules.max_text_chars)
         except ControlMessage as notice:
             routed.skipped.append((message, notice.kind))
             continue
         except InvalidPost as exc:
-            routed.dead_letters.append(dead_letter(message, exc.reason, exc, exc.detail))
+            routed.dead_letters.append(dead_letter(message, exc.reason, exc, exc.detail, keep))
             continue
         except Exception as exc:  # a parser bug must not stop the partition
-            routed.dead_letters.append(dead_letter(message, "parser-error", exc, repr(exc)))
+            routed.dead_letters.append(dead_letter(message, "parser-error", exc, repr(exc), keep))
             continue
-        carried = carried_location(post, place_types)
+        carried = carried_location(post, rules.place_types)
         if carried is None:
             routed.to_predict.append((message, post))
         else:
@@ -117,11 +133,20 @@ def _parse(message: Message, max_payload_bytes: int, max_text_chars: int) -> Pos
     return post
 
 
-def dead_letter(message: Message, reason: str, error: Exception, detail: str = "") -> DeadLetter:
+def dead_letter(
+    message: Message, reason: str, error: Exception, detail: str = "", keep: int = 262_144
+) -> DeadLetter:
+    """The dead letter of an input; its first ``keep`` bytes travel with it (a larger
+    payload would not fit in a Kafka message once base64-encoded), the whole of it stays in
+    the input topic at ``input`` as long as the topic's retention, and its size and sha256
+    identify it."""
+    payload = message.value or b""
     return DeadLetter(
         input=message.ref,
         key=message.key.decode("utf-8", "replace") if message.key is not None else None,
-        payload=message.value or b"",
+        payload=payload[:keep],
+        payload_size=len(payload),
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
         reason=reason,
         error_class=type(error).__name__,
         detail=detail[:500],

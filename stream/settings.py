@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(
         20_000, ge=1, description="Longer post texts are dead-lettered (text-too-long)."
     )
+    dead_letter_max_payload_bytes: int = Field(
+        262_144, ge=0, description="Bytes of a bad input carried by its dead letter."
+    )
     trusted_place_types: tuple[str, ...] = Field(
         ("city", "neighborhood", "poi"),
         description="Twitter place types precise enough to label a post (not admin/country).",

@@ -25,16 +25,14 @@ from typing import Any
 import numpy as np
 
 from stream.replay import replay
-from stream.routing import Message, route
+from stream.routing import Message, Rules, route
 from stream.settings import Settings
 
 
 def model_posts(settings: Settings, payloads: list[bytes]) -> list[tuple[bytes, Any]]:
     """(payload, parsed post) of the payloads the worker would send to the model."""
     messages = [Message("bench", 0, i, None, p) for i, p in enumerate(payloads)]
-    routed = route(
-        messages, settings.max_payload_bytes, settings.max_text_chars, settings.trusted_place_types
-    )
+    routed = route(messages, Rules.of(settings))
     return [(m.value, post) for m, post in routed.to_predict]
 
 

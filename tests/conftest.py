@@ -113,3 +113,13 @@ def tiny_store(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
     index_version(settings, index, version)
     index.close()
     return fields
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """A real Kafka-protocol broker (tansu, in memory) on a free loopback port, one per test
+    session; tests keep apart by using their own topics and groups."""
+    from stream.broker import EmbeddedBroker
+
+    with EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log") as b:
+        yield b

@@ -1,5 +1,5 @@
-"""A real Kafka-protocol broker (tansu, in memory) for the session, and helpers to run a
-worker subprocess against it and read back everything it published."""
+"""Helpers to run a worker subprocess against the session's real broker (the ``broker``
+fixture of tests/conftest.py) and read back everything it published."""
 
 from __future__ import annotations
 
@@ -9,18 +9,10 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
 from stream.settings import Settings
 
 _names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory):
-    with EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log") as b:
-        yield b
 
 
 def stream_settings(broker: EmbeddedBroker, tmp_path: Path, **overrides) -> Settings:

@@ -68,6 +68,8 @@ def test_drift_is_detected(tmp_path):
             input=REF,
             key=None,
             payload=b"\xff\xfe not utf-8",
+            payload_size=13,
+            payload_sha256="ab" * 32,
             reason="invalid-utf8",
             error_class="InvalidPost",
         ),
@@ -84,7 +86,14 @@ def test_events_round_trip_through_json(event):
 
 def test_dead_letter_keeps_arbitrary_bytes():
     raw = bytes(range(256))
-    letter = DeadLetter(input=REF, payload=raw, reason="x", error_class="E")
+    letter = DeadLetter(
+        input=REF,
+        payload=raw,
+        payload_size=256,
+        payload_sha256="0" * 64,
+        reason="x",
+        error_class="E",
+    )
     assert DeadLetter.model_validate_json(letter.to_bytes()).payload == raw
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from schemas.events import DeadLetter
-from stream.routing import Message, carried_location, route
+from stream.routing import Message, Rules, carried_location, route
 from stream.settings import Settings
 from tests.conftest import shared_data
 
@@ -20,8 +20,7 @@ def messages(payloads: list[bytes | None]) -> list[Message]:
 
 
 def do_route(payloads, **overrides):
-    s = SETTINGS.model_copy(update=overrides)
-    return route(messages(payloads), s.max_payload_bytes, s.max_text_chars, s.trusted_place_types)
+    return route(messages(payloads), Rules.of(SETTINGS.model_copy(update=overrides)))
 
 
 def test_real_tweets_are_split_by_what_they_carry():
@@ -68,7 +67,8 @@ def test_bad_input_is_dead_lettered_with_its_reason(payload, reason):
     routed = do_route([payload], max_payload_bytes=150_000)
     assert [d.reason for d in routed.dead_letters] == [reason]
     letter = routed.dead_letters[0]
-    assert letter.payload == (payload or b"")
+    assert letter.payload == (payload or b"")[: SETTINGS.dead_letter_max_payload_bytes]
+    assert letter.payload_size == len(payload or b"")
     assert DeadLetter.model_validate_json(letter.to_bytes()) == letter
 
 

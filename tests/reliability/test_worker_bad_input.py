@@ -1,0 +1,63 @@
+"""A running worker fed 300 real tweets interleaved with over 3,000 nasty payloads (mutated
+real tweets, binary junk, 100 KB texts, deep nesting, stream control notices): it keeps
+running, every bad input is dead-lettered with its bytes, every post is geotagged."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import random
+import shutil
+from collections import Counter
+
+import pytest
+
+from contrastgeo.commands.demo import start_worker, stop_worker
+from stream.replay import replay
+from tests.conftest import shared_data
+from tests.integration.conftest import Outputs, stream_settings
+from tests.reliability.nasty import corpus
+
+
+@pytest.mark.slow
+def test_a_worker_survives_a_stream_of_bad_input(broker, tiny_store, tmp_path):
+    for name, path in tiny_store.items():
+        shutil.copytree(path, tmp_path / name)
+    with gzip.open(shared_data("us-south-tweets", "tweets.jsonl.gz"), "rb") as f:
+        tweets = [next(f).rstrip(b"\n") for _ in range(300)]
+    bad, control, odd = corpus(tweets, seed=1)
+    payloads = tweets + bad + control + odd
+    random.Random(0).shuffle(payloads)
+    settings = stream_settings(
+        broker, tmp_path, model_store=tmp_path / "model_store", index_path=tmp_path / "index_path"
+    )
+    refs = asyncio.run(replay(settings, payloads))
+    kind = {ref: p for ref, p in zip(refs, payloads, strict=True)}
+    expected = {ref for ref, p in kind.items() if p not in control}
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        outputs = Outputs(settings).wait(
+            lambda o: set(o.input_refs()) >= expected,
+            timeout=300,
+            alive=lambda: worker.poll() is None,
+        )
+        assert worker.poll() is None  # still running
+    finally:
+        assert stop_worker(worker) == 0
+    assert Counter(outputs.input_refs()) == Counter(expected)  # each once, no crash: no dupes
+    letters = outputs.events(settings.dead_letter_topic)
+    assert len(letters) == len(bad)
+    assert sorted(d["payload_sha256"] for d in letters) == sorted(
+        hashlib.sha256(b).hexdigest() for b in bad
+    )
+    reasons = Counter(d["reason"] for d in letters)
+    assert {
+        "not-json",
+        "invalid-utf8",
+        "wrong-type",
+        "missing-id",
+        "missing-text",
+        "too-large",
+    } <= set(reasons)
+    assert len(outputs.events(settings.geotagged_topic)) == len(tweets) + len(odd)
