@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reduce-range",
         action="store_true",
-        help="7-bit int8 weights (for CPUs without VNNI; see docs/serving.md)",
+        help="7-bit int8 weights (may help CPUs without VNNI; measure: docs/serving.md)",
     )
 
 
