@@ -21,7 +21,7 @@ from typing import Any
 import faust
 import structlog
 
-from stream.geotagger import Geotagger, NoModelServed
+from stream.geotagger import Geotagger
 from stream.routing import Message
 from stream.settings import Settings
 
@@ -113,8 +113,8 @@ def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.
         if geotagger.ready:
             try:
                 await geotagger.reload()
-            except NoModelServed as exc:
-                log.error("the alias points nowhere; the current model keeps serving", error=exc)
+            except Exception as exc:  # the index unreachable, the alias gone: keep serving
+                log.error("alias check failed; the current model keeps serving", error=repr(exc))
 
     @app.page("/healthz")
     async def healthz(self, request):

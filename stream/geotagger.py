@@ -107,8 +107,10 @@ class Geotagger:
         while not self.ready:
             try:
                 await self.reload()
-            except NoModelServed as exc:
-                log.warning("waiting for a model", reason=str(exc), retry_in_s=delay)
+            except Exception as exc:  # no model yet, or the index unreachable: keep trying
+                log.warning(
+                    "waiting for a model", reason=f"{type(exc).__name__}: {exc}", retry_in_s=delay
+                )
             if not self.ready:
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, self.settings.retry_max_s)
