@@ -1,0 +1,114 @@
+"""Faults on the real broker with workers as subprocesses: a worker of two killed mid-stream
+(its partitions move to the other), and the broker restarted under a running worker."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import shutil
+import signal
+import threading
+from collections import Counter
+
+import pytest
+
+from contrastgeo.commands.demo import start_worker, stop_worker
+from stream.broker import EmbeddedBroker, ensure_topics_sync
+from stream.replay import replay
+from tests.conftest import shared_data
+from tests.integration.conftest import Outputs, stream_settings
+
+
+def real_tweets(n: int) -> list[bytes]:
+    with gzip.open(shared_data("us-south-tweets", "tweets.jsonl.gz"), "rb") as f:
+        return [next(f).rstrip(b"\n") for _ in range(n)]
+
+
+@pytest.fixture
+def served(tiny_store, tmp_path):
+    for name, path in tiny_store.items():
+        shutil.copytree(path, tmp_path / name)
+    return {name: tmp_path / name for name in tiny_store}
+
+
+@pytest.mark.slow
+def test_one_of_two_workers_killed_mid_stream(broker, served, tmp_path):
+    tweets = real_tweets(800)
+    settings = stream_settings(broker, tmp_path, **served)
+    refs: list = []
+    feeder = threading.Thread(
+        target=lambda: refs.extend(asyncio.run(replay(settings, tweets, rate=200)))
+    )
+    first = start_worker(settings, tmp_path / "first.log")
+    second = start_worker(
+        settings.model_copy(update={"web_port": settings.web_port + 1}), tmp_path / "second.log"
+    )
+    feeder.start()
+    try:
+        Outputs(settings).wait(
+            lambda o: len(o.input_refs()) >= 150, alive=lambda: second.poll() is None
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        feeder.join()
+        outputs = Outputs(settings).wait(
+            lambda o: set(o.input_refs()) >= set(refs),
+            timeout=180,
+            alive=lambda: second.poll() is None,
+        )
+    finally:
+        feeder.join()
+        stop_worker(first)
+        stop_worker(second)
+    counts = Counter(outputs.input_refs())
+    assert set(counts) == set(refs)  # nothing lost: the survivor took the partitions over
+    assert sum(n - 1 for n in counts.values()) <= settings.take_max  # the batch in flight
+    keys: dict = {}
+    for record in outputs.records[settings.geotagged_topic]:
+        ref = tuple(json.loads(record.value)["input"].values())
+        keys.setdefault(ref, set()).add(record.key)
+    assert all(len(k) == 1 for k in keys.values())
+    # both workers did part of the work before the kill
+    logs = [(tmp_path / f"{w}.log").read_text() for w in ("first", "second")]
+    assert all('"event": "batch"' in log for log in logs)
+
+
+@pytest.mark.slow
+def test_a_worker_reconnects_after_the_broker_restarts(served, tmp_path):
+    """tansu keeps topics, offsets and groups in memory: a restart loses them (a Kafka
+    cluster keeps them on disk). A running worker reconnects and goes on consuming, but its
+    in-memory positions may point past the new, shorter logs, so it can skip their first
+    records: after a memory broker restart the workers are restarted too, and then every
+    new input is accounted for (from the new broker's committed offsets)."""
+    tweets = real_tweets(200)
+    broker = EmbeddedBroker(log_file=tmp_path / "tansu.log").start()
+    worker = None
+    try:
+        settings = stream_settings(broker, tmp_path, **served)
+        worker = start_worker(settings, tmp_path / "worker.log")
+        before = asyncio.run(replay(settings, tweets[:100]))
+        Outputs(settings).wait(
+            lambda o: set(o.input_refs()) >= set(before), alive=lambda: worker.poll() is None
+        )
+        broker.stop()
+        broker.start()  # same port, empty
+        ensure_topics_sync(settings)
+        after = asyncio.run(replay(settings, tweets[100:]))
+        Outputs(settings).wait(
+            lambda o: len(o.input_refs()) > 0, timeout=120, alive=lambda: worker.poll() is None
+        )
+        assert stop_worker(worker) == 0  # it reconnected, produced, and stops cleanly
+        worker = start_worker(settings, tmp_path / "worker.log")
+        outputs = Outputs(settings).wait(
+            lambda o: set(o.input_refs()) >= set(after),
+            timeout=120,
+            alive=lambda: worker.poll() is None,
+        )
+        counts = Counter(outputs.input_refs())
+        assert set(counts) == set(after)  # the memory broker kept nothing older
+        assert sum(n - 1 for n in counts.values()) <= settings.take_max
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+        broker.stop()
