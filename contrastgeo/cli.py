@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("worker", "the streaming geotagger (faust worker)"),
     "replay": ("replay", "feed a file of posts into the input topic"),
     "stream-bench": ("stream_bench", "end-to-end throughput through the broker vs the encoder"),
+    "soak": ("soak", "bounded soak: fixed rate through the broker, RSS/lag/latency sampled"),
     "refit": ("refit", "refit on newly labeled posts; promote only if not worse (CronJob)"),
     "refit-bench": ("refit_bench", "time a refit on N new locations x k labels of a dataset"),
 }

@@ -1,0 +1,79 @@
+"""``contrastgeo soak``: a bounded soak through the embedded broker and one worker: posts at
+``--rate`` per second for ``--minutes``, sampled every 5 s (throughput, consumer lag,
+latency p99, worker RSS); writes soak.json and soak.png to ``--out``. Exits 1 if any post
+is lost. Pick the rate from ``contrastgeo stream-bench`` (e.g. 70% of its end-to-end
+rate)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=Path("runs/demo/model"), help="a saved model")
+    parser.add_argument("--data", nargs="+", required=True, help="Twitter JSONL (plain/gzip)")
+    parser.add_argument("--rate", type=float, required=True, help="posts per second")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=Path("runs/soak"))
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from contrastgeo.commands.demo import start_worker, stop_worker
+    from contrastgeo.commands.replay import payloads
+    from model import ContrastGeo
+    from model.prompts import load_locations
+    from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
+    from stream.publish import export_to_store, index_version
+    from stream.settings import Settings
+    from stream.soak import plot, soak
+    from stream.throughput import model_posts
+
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        tmp = Path(tmp)
+        settings = Settings(
+            model_store=tmp / "models",
+            index_path=tmp / "index",
+            data_dir=tmp / "worker",
+            broker=broker.url,
+            web_port=free_port(),
+            session_timeout_s=2.0,
+            heartbeat_interval_s=0.3,
+            rebalance_timeout_s=2.0,
+            take_within_s=0.2,
+        )
+        version = export_to_store(
+            ContrastGeo.load(args.model),
+            settings.model_store,
+            load_locations(args.model / "locations.jsonl"),
+        )
+        index = settings.open_index()
+        index_version(settings, index, version)
+        index.close()
+        ensure_topics_sync(settings)
+        posts = [
+            p for p, _ in model_posts(settings, list(payloads(args.data, "twitter-jsonl", 3000)))
+        ]
+        print(f"soak: {args.rate} posts/s for {args.minutes} min ...")
+        results = soak(
+            settings,
+            posts,
+            args.rate,
+            60 * args.minutes,
+            lambda s: start_worker(s, tmp / "worker.log"),
+            stop_worker,
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "soak.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, args.out / "soak.png")
+    last = results["samples"][-1] if results["samples"] else {}
+    print(
+        f"sent {results['sent']}, accounted {results['accounted']}, lost {results['lost']}; "
+        f"RSS after warm-up {results['rss_mb_after_warmup_min']:.0f}-"
+        f"{results['rss_mb_after_warmup_max']:.0f} MB; "
+        f"last p99 {last.get('latency_ms_p99')} ms; wrote {args.out}/soak.json and soak.png"
+    )
+    return 1 if results["lost"] else 0
