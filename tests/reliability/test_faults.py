@@ -112,3 +112,56 @@ def test_a_worker_reconnects_after_the_broker_restarts(served, tmp_path):
         if worker is not None:
             stop_worker(worker)
         broker.stop()
+
+
+@pytest.mark.slow
+def test_a_corrupt_model_is_refused_and_the_old_one_keeps_serving(broker, served, tmp_path):
+    import time
+    import urllib.request
+
+    from stream.index import EdgeIndex, version_of
+    from stream.publish import announce
+
+    tweets = real_tweets(200)
+    settings = stream_settings(broker, tmp_path, **served, reload_poll_s=3600)
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        first = asyncio.run(replay(settings, tweets[:100]))
+        Outputs(settings).wait(
+            lambda o: set(o.input_refs()) >= set(first), alive=lambda: worker.poll() is None
+        )
+        index = EdgeIndex(settings.index_path)
+        old = version_of(index.resolve(settings.index_alias))
+        # a half-written version: its files do not match the manifest's checksums
+        shutil.copytree(settings.model_folder(old), settings.model_folder("broken"))
+        (settings.model_folder("broken") / "encoder.int8.onnx").write_bytes(b"\0" * 100)
+        shutil.copytree(
+            index.root / "collections" / f"locations-{old}",
+            index.root / "collections" / "locations-broken",
+        )
+        index.set_alias(settings.index_alias, "locations-broken")
+        index.close()
+        asyncio.run(announce(settings, "broken", "locations-broken", old))
+        log = tmp_path / "worker.log"
+        deadline = time.monotonic() + 60
+        while "model refused" not in log.read_text():
+            assert time.monotonic() < deadline, "the worker never tried the corrupt version"
+            time.sleep(0.2)
+        url = f"http://{settings.web_host}:{settings.web_port}/readyz"
+        assert json.loads(urllib.request.urlopen(url, timeout=5).read())["model_version"] == old
+        second = asyncio.run(replay(settings, tweets[100:]))
+        outputs = Outputs(settings).wait(
+            lambda o: set(o.input_refs()) >= set(first + second),
+            alive=lambda: worker.poll() is None,
+        )
+    finally:
+        stop_worker(worker)
+    assert Counter(outputs.input_refs()) == Counter(first + second)
+    versions = {
+        e["model_version"]
+        for e in outputs.events(settings.geotagged_topic)
+        if e["source"] == "model"
+    }
+    assert versions == {old}
+    refused = [json.loads(line) for line in log.read_text().splitlines() if "model refused" in line]
+    assert refused[0]["level"] == "error" and "checksum" in refused[0]["error"]
