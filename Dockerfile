@@ -13,6 +13,15 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 ARG TORCH_VERSION=2.13.0
 
+# ---------------------------------------------------------------- the package's source
+FROM scratch AS source
+COPY pyproject.toml README.md /src/
+COPY contrastgeo /src/contrastgeo
+COPY model /src/model
+COPY trainer /src/trainer
+COPY stream /src/stream
+COPY schemas /src/schemas
+
 # ---------------------------------------------------------------- GPU build
 FROM ${CUDA_IMAGE} AS build-gpu
 ARG TORCH_VERSION
@@ -24,12 +33,7 @@ RUN apt-get update \
 RUN python3.12 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY contrastgeo ./contrastgeo
-COPY model ./model
-COPY trainer ./trainer
-COPY stream ./stream
-COPY schemas ./schemas
+COPY --from=source /src ./
 # torch first (the CUDA build of the pinned version), then the package with onnxruntime-gpu;
 # the package's own dependencies are ranged in pyproject.toml
 # hadolint ignore=DL3013
@@ -64,12 +68,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY contrastgeo ./contrastgeo
-COPY model ./model
-COPY trainer ./trainer
-COPY stream ./stream
-COPY schemas ./schemas
+COPY --from=source /src ./
 # torch first, from PyTorch's CPU index: a bare requirement would pull the CUDA build;
 # the package's own dependencies are ranged in pyproject.toml
 # hadolint ignore=DL3013

@@ -123,3 +123,31 @@ def broker(tmp_path_factory):
 
     with EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log") as b:
         yield b
+
+
+@pytest.fixture
+def served(tiny_store, tmp_path) -> dict[str, Path]:
+    """A private copy of ``tiny_store`` for a test that changes it (new versions, alias
+    switches): the Settings fields ``model_store`` and ``index_path``."""
+    import shutil
+
+    for name, path in tiny_store.items():
+        shutil.copytree(path, tmp_path / name)
+    return {name: tmp_path / name for name in tiny_store}
+
+
+def real_tweets(n: int) -> list[bytes]:
+    """The first ``n`` raw tweets of the shared us-south stream (skips without the data)."""
+    import gzip
+
+    with gzip.open(shared_data("us-south-tweets", "tweets.jsonl.gz"), "rb") as f:
+        return [next(f).rstrip(b"\n") for _ in range(n)]
+
+
+def copy_version(settings, old: str, new: str) -> None:
+    """Another model version in the store: ``old``'s export under the name ``new``."""
+    import shutil
+
+    shutil.copytree(settings.model_folder(old), settings.model_folder(new))
+    manifest = settings.model_folder(new) / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(old, new))

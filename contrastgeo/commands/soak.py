@@ -20,40 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import tempfile
 
     from contrastgeo.commands.demo import start_worker, stop_worker
     from contrastgeo.commands.replay import payloads
-    from model import ContrastGeo
-    from model.prompts import load_locations
-    from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
-    from stream.publish import export_to_store, index_version
-    from stream.settings import Settings
+    from stream.local import local_service
     from stream.soak import plot, soak
     from stream.throughput import model_posts
 
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-        tmp = Path(tmp)
-        settings = Settings(
-            model_store=tmp / "models",
-            index_path=tmp / "index",
-            data_dir=tmp / "worker",
-            broker=broker.url,
-            web_port=free_port(),
-            session_timeout_s=2.0,
-            heartbeat_interval_s=0.3,
-            rebalance_timeout_s=2.0,
-            take_within_s=0.2,
-        )
-        version = export_to_store(
-            ContrastGeo.load(args.model),
-            settings.model_store,
-            load_locations(args.model / "locations.jsonl"),
-        )
-        index = settings.open_index()
-        index_version(settings, index, version)
-        index.close()
-        ensure_topics_sync(settings)
+    with local_service(args.model) as (settings, _, tmp):
         posts = [
             p for p, _ in model_posts(settings, list(payloads(args.data, "twitter-jsonl", 3000)))
         ]

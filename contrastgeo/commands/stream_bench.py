@@ -25,40 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import tempfile
 
     from contrastgeo.commands.demo import start_worker, stop_worker
     from contrastgeo.commands.replay import payloads
-    from model import ContrastGeo
-    from model.prompts import load_locations
-    from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
-    from stream.publish import export_to_store, index_version
-    from stream.settings import Settings
+    from stream.local import local_service
     from stream.throughput import encoder_rate, measure_stream, model_posts, write_results
 
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-        tmp = Path(tmp)
-        settings = Settings(
-            model_store=tmp / "models",
-            index_path=tmp / "index",
-            data_dir=tmp / "worker",
-            broker=broker.url,
-            web_port=free_port(),
-            batch_size=args.batch_size,
-            take_max=args.batch_size,
-            threads=args.threads,
-            session_timeout_s=2.0,
-            heartbeat_interval_s=0.3,
-            rebalance_timeout_s=2.0,
-            precision="int8",
-        )
-        locations = load_locations(args.model / "locations.jsonl")
-        version = export_to_store(ContrastGeo.load(args.model), settings.model_store, locations)
-        index = settings.open_index()
-        index_version(settings, index, version)
-        index.close()
+    service = local_service(
+        args.model,
+        batch_size=args.batch_size,
+        take_max=args.batch_size,
+        threads=args.threads,
+        precision="int8",
+    )
+    with service as (settings, version, tmp):
         onnx = settings.load_model(version)
-
         # more raw lines than asked for: some carry GPS or are not posts
         lines = list(payloads(args.data, "twitter-jsonl", 3 * args.posts))
         posts = model_posts(settings, lines)[: args.posts]
@@ -66,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
         # counts against neither side
         print(f"measuring the raw encoder on {len(posts)} posts ...")
         raw_before = encoder_rate(onnx, [post for _, post in posts], args.batch_size)
-        ensure_topics_sync(settings)
         print("measuring the stream (saturated, then paced) ...")
         results = measure_stream(
             settings,

@@ -5,9 +5,7 @@ mid-stream, restarted, losing nothing and duplicating at most one batch."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
-import shutil
 import signal
 import threading
 import urllib.request
@@ -18,7 +16,7 @@ import pytest
 from contrastgeo.commands.demo import start_worker, stop_worker
 from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from stream.replay import replay
-from tests.conftest import shared_data
+from tests.conftest import copy_version, real_tweets
 from tests.integration.conftest import Outputs, stream_settings
 
 BAD = [
@@ -29,18 +27,6 @@ BAD = [
     b'{"id": "x3"}',
 ]
 CONTROL = [b'{"delete": {"status": {"id": 1, "id_str": "1"}}}', b'{"limit": {"track": 12}}']
-
-
-def real_tweets(n: int) -> list[bytes]:
-    with gzip.open(shared_data("us-south-tweets", "tweets.jsonl.gz"), "rb") as f:
-        return [next(f).rstrip(b"\n") for _ in range(n)]
-
-
-@pytest.fixture
-def served(tiny_store, tmp_path):
-    for name, path in tiny_store.items():
-        shutil.copytree(path, tmp_path / name)
-    return {name: tmp_path / name for name in tiny_store}
 
 
 def interleave(tweets: list[bytes], extra: list[bytes], every: int = 37) -> list[bytes]:
@@ -161,9 +147,7 @@ def test_a_model_update_is_served_without_losing_a_post(broker, served, tmp_path
         index = EdgeIndex(settings.index_path)
         old = version_of(index.resolve(settings.index_alias))
         # "v2": the same graphs under a new version, indexed, alias switched, announced
-        shutil.copytree(settings.model_folder(old), settings.model_folder("v2"))
-        manifest = settings.model_folder("v2") / "manifest.json"
-        manifest.write_text(manifest.read_text().replace(old, "v2"))
+        copy_version(settings, old, "v2")
         collection = index_version(settings, index, "v2")
         index.close()
         asyncio.run(announce(settings, "v2", collection, old))

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import shutil
 import signal
@@ -16,20 +15,8 @@ import pytest
 from contrastgeo.commands.demo import start_worker, stop_worker
 from stream.broker import EmbeddedBroker, ensure_topics_sync
 from stream.replay import replay
-from tests.conftest import shared_data
+from tests.conftest import copy_version, real_tweets
 from tests.integration.conftest import Outputs, stream_settings
-
-
-def real_tweets(n: int) -> list[bytes]:
-    with gzip.open(shared_data("us-south-tweets", "tweets.jsonl.gz"), "rb") as f:
-        return [next(f).rstrip(b"\n") for _ in range(n)]
-
-
-@pytest.fixture
-def served(tiny_store, tmp_path):
-    for name, path in tiny_store.items():
-        shutil.copytree(path, tmp_path / name)
-    return {name: tmp_path / name for name in tiny_store}
 
 
 @pytest.mark.slow
@@ -133,7 +120,7 @@ def test_a_corrupt_model_is_refused_and_the_old_one_keeps_serving(broker, served
         index = EdgeIndex(settings.index_path)
         old = version_of(index.resolve(settings.index_alias))
         # a half-written version: its files do not match the manifest's checksums
-        shutil.copytree(settings.model_folder(old), settings.model_folder("broken"))
+        copy_version(settings, old, "broken")
         (settings.model_folder("broken") / "encoder.int8.onnx").write_bytes(b"\0" * 100)
         shutil.copytree(
             index.root / "collections" / f"locations-{old}",

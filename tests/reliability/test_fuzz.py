@@ -4,7 +4,6 @@ skipped control notice, or a valid post), nothing raises. Over 10,000 generated 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 
@@ -15,7 +14,7 @@ from schemas.events import DeadLetter
 from schemas.posts import Post
 from stream.routing import Message, Rules, route
 from stream.settings import Settings
-from tests.conftest import shared_data
+from tests.conftest import real_tweets
 from tests.reliability.nasty import corpus
 
 S = Settings()
@@ -91,8 +90,7 @@ def test_random_text_in_any_encoding(text, encoding):
 
 
 def test_mutated_real_tweets_are_dead_lettered_and_valid_ones_kept():
-    with gzip.open(shared_data("us-south-tweets", "tweets.jsonl.gz"), "rb") as f:
-        tweets = [next(f).rstrip(b"\n") for _ in range(300)]
+    tweets = real_tweets(300)
     bad, control, odd = corpus(tweets)
     payloads = tweets + bad + control + odd
     messages = [Message("posts", 0, i, None, p) for i, p in enumerate(payloads)]

@@ -4,28 +4,19 @@ documented ``contrastgeo soak`` command (docs/reliability.md)."""
 
 from __future__ import annotations
 
-import gzip
-import shutil
-
 import pytest
 
 from contrastgeo.commands.demo import start_worker, stop_worker
 from stream.soak import plot, soak
 from stream.throughput import model_posts
-from tests.conftest import shared_data
+from tests.conftest import real_tweets
 from tests.integration.conftest import stream_settings
 
 
 @pytest.mark.slow
-def test_short_soak_loses_nothing_and_memory_stays_bounded(broker, tiny_store, tmp_path):
-    for name, path in tiny_store.items():
-        shutil.copytree(path, tmp_path / name)
-    settings = stream_settings(
-        broker, tmp_path, model_store=tmp_path / "model_store", index_path=tmp_path / "index_path"
-    )
-    with gzip.open(shared_data("us-south-tweets", "tweets.jsonl.gz"), "rb") as f:
-        lines = [next(f).rstrip(b"\n") for _ in range(500)]
-    posts = [p for p, _ in model_posts(settings, lines)]
+def test_short_soak_loses_nothing_and_memory_stays_bounded(broker, served, tmp_path):
+    settings = stream_settings(broker, tmp_path, **served)
+    posts = [p for p, _ in model_posts(settings, real_tweets(500))]
     results = soak(
         settings,
         posts,

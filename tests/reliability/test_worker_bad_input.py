@@ -5,33 +5,26 @@ running, every bad input is dead-lettered with its bytes, every post is geotagge
 from __future__ import annotations
 
 import asyncio
-import gzip
 import hashlib
 import random
-import shutil
 from collections import Counter
 
 import pytest
 
 from contrastgeo.commands.demo import start_worker, stop_worker
 from stream.replay import replay
-from tests.conftest import shared_data
+from tests.conftest import real_tweets
 from tests.integration.conftest import Outputs, stream_settings
 from tests.reliability.nasty import corpus
 
 
 @pytest.mark.slow
-def test_a_worker_survives_a_stream_of_bad_input(broker, tiny_store, tmp_path):
-    for name, path in tiny_store.items():
-        shutil.copytree(path, tmp_path / name)
-    with gzip.open(shared_data("us-south-tweets", "tweets.jsonl.gz"), "rb") as f:
-        tweets = [next(f).rstrip(b"\n") for _ in range(300)]
+def test_a_worker_survives_a_stream_of_bad_input(broker, served, tmp_path):
+    tweets = real_tweets(300)
     bad, control, odd = corpus(tweets, seed=1)
     payloads = tweets + bad + control + odd
     random.Random(0).shuffle(payloads)
-    settings = stream_settings(
-        broker, tmp_path, model_store=tmp_path / "model_store", index_path=tmp_path / "index_path"
-    )
+    settings = stream_settings(broker, tmp_path, **served)
     refs = asyncio.run(replay(settings, payloads))
     kind = {ref: p for ref, p in zip(refs, payloads, strict=True)}
     expected = {ref for ref, p in kind.items() if p not in control}

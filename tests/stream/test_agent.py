@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from unittest.mock import AsyncMock
 
 from schemas.events import DeadLetter, GeotaggedPost
@@ -13,12 +12,9 @@ from stream.app import create_app
 from stream.settings import Settings
 
 
-def test_the_agent_publishes_a_batch_then_commits(tiny_store, tmp_path):
-    for name, path in tiny_store.items():
-        shutil.copytree(path, tmp_path / name)
+def test_the_agent_publishes_a_batch_then_commits(served, tmp_path):
     settings = Settings(
-        model_store=tmp_path / "model_store",
-        index_path=tmp_path / "index_path",
+        **served,
         data_dir=tmp_path / "worker",
         broker="kafka://127.0.0.1:1",  # never contacted: the sinks and the commit are mocks
         take_within_s=0.05,

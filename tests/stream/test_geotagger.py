@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 
 import pytest
 from structlog.testing import capture_logs
@@ -16,6 +15,7 @@ from stream.index import EdgeIndex
 from stream.publish import index_version
 from stream.routing import Message
 from stream.settings import Settings
+from tests.conftest import copy_version
 
 PAYLOADS = [
     json.dumps({"id": "p1", "text": "hello from memphis"}).encode(),
@@ -33,12 +33,8 @@ PAYLOADS = [
 
 
 @pytest.fixture
-def settings(tiny_store, tmp_path) -> Settings:
-    for name, path in tiny_store.items():  # a private copy: tests switch its alias
-        shutil.copytree(path, tmp_path / name)
-    return Settings(
-        model_store=tmp_path / "model_store", index_path=tmp_path / "index_path", precision="fp32"
-    )
+def settings(served) -> Settings:
+    return Settings(**served, precision="fp32")
 
 
 def batch(payloads=PAYLOADS) -> list[Message]:
@@ -97,9 +93,7 @@ def test_reload_switches_versions_and_refuses_a_corrupt_one(settings):
         first = geotagger.version
         assert await geotagger.reload() is False  # nothing changed
         # a "new" version: the same export under another name, indexed, alias switched
-        shutil.copytree(settings.model_folder(first), settings.model_folder("v2"))
-        manifest = settings.model_folder("v2") / "manifest.json"
-        manifest.write_text(manifest.read_text().replace(first, "v2"))
+        copy_version(settings, first, "v2")
         index = EdgeIndex(settings.index_path)
         index_version(settings, index, "v2")
         index.close()  # the embedded engine: one process holds a collection at a time
@@ -107,7 +101,7 @@ def test_reload_switches_versions_and_refuses_a_corrupt_one(settings):
         (out,) = await geotagger.process(batch(PAYLOADS[:1]))
         assert GeotaggedPost.model_validate_json(out.value).model_version == "v2"
         # a corrupt version: refused, v2 keeps serving
-        shutil.copytree(settings.model_folder("v2"), settings.model_folder("v3"))
+        copy_version(settings, "v2", "v3")
         (settings.model_folder("v3") / "matcher.onnx").write_bytes(b"half written")
         # the alias names v3's collection (its prototypes are irrelevant: the load fails)
         (index.root / "aliases" / "locations.json").write_text('{"collection": "locations-v3"}')

@@ -4,7 +4,6 @@ and crashes at each step (the served model keeps serving; the next run finishes)
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -104,15 +103,12 @@ def test_one_refit_at_a_time(tmp_path):
 
 
 @pytest.fixture
-def refit_settings(tiny_store, tmp_path) -> RefitSettings:
-    for name, path in tiny_store.items():
-        shutil.copytree(path, tmp_path / name)
+def refit_settings(served, tmp_path) -> RefitSettings:
     store = LabelStore(tmp_path / "labels.sqlite")
     store.add(label_events(8))
     store.close()
     return RefitSettings(
-        model_store=tmp_path / "model_store",
-        index_path=tmp_path / "index_path",
+        **served,
         label_store=tmp_path / "labels.sqlite",
         refit_countries=("US",),
         refit_epochs=1,
