@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -91,3 +92,18 @@ class Outputs:
             for t in (s.geotagged_topic, s.dead_letter_topic)
             for e in self.events(t)
         ]
+
+
+class Feeder(threading.Thread):
+    """Replays payloads into the input topic at ``rate`` per second in the background;
+    ``refs`` then holds each payload's (partition, offset)."""
+
+    def __init__(self, settings: Settings, payloads: list[bytes], rate: float):
+        super().__init__(daemon=True)
+        self.settings, self.payloads, self.rate = settings, payloads, rate
+        self.refs: list[tuple[int, int]] = []
+
+    def run(self) -> None:
+        from stream.replay import replay
+
+        self.refs = asyncio.run(replay(self.settings, self.payloads, rate=self.rate))

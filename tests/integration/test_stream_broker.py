@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import threading
 import urllib.request
 from collections import Counter
 
@@ -17,7 +16,7 @@ from contrastgeo.commands.demo import start_worker, stop_worker
 from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from stream.replay import replay
 from tests.conftest import copy_version, real_tweets
-from tests.integration.conftest import Outputs, stream_settings
+from tests.integration.conftest import Feeder, Outputs, stream_settings
 
 BAD = [
     b"{not json",
@@ -85,10 +84,7 @@ def test_real_tweets_through_the_broker_are_each_accounted_for_once(broker, serv
 def test_a_worker_killed_mid_stream_loses_nothing(broker, served, tmp_path):
     tweets = real_tweets(600)
     settings = stream_settings(broker, tmp_path, **served)
-    refs: list = []
-    feeder = threading.Thread(
-        target=lambda: refs.extend(asyncio.run(replay(settings, tweets, rate=150)))
-    )
+    feeder = Feeder(settings, tweets, rate=150)
     log = tmp_path / "worker.log"
     worker = start_worker(settings, log)
     feeder.start()
@@ -101,13 +97,13 @@ def test_a_worker_killed_mid_stream_loses_nothing(broker, served, tmp_path):
         worker = start_worker(settings, log)  # its replacement resumes from the last commit
         feeder.join()
         outputs = Outputs(settings).wait(
-            lambda o: set(o.input_refs()) >= set(refs), alive=lambda: worker.poll() is None
+            lambda o: set(o.input_refs()) >= set(feeder.refs), alive=lambda: worker.poll() is None
         )
     finally:
         feeder.join()
         stop_worker(worker)
     counts = Counter(outputs.input_refs())
-    assert set(counts) == set(refs)  # nothing lost
+    assert set(counts) == set(feeder.refs)  # nothing lost
     duplicated = [ref for ref, n in counts.items() if n > 1]
     assert len(duplicated) <= settings.take_max  # at most the batch in flight
     by_ref: dict = {}

@@ -7,7 +7,6 @@ import asyncio
 import json
 import shutil
 import signal
-import threading
 from collections import Counter
 
 import pytest
@@ -16,17 +15,14 @@ from contrastgeo.commands.demo import start_worker, stop_worker
 from stream.broker import EmbeddedBroker, ensure_topics_sync
 from stream.replay import replay
 from tests.conftest import copy_version, real_tweets
-from tests.integration.conftest import Outputs, stream_settings
+from tests.integration.conftest import Feeder, Outputs, stream_settings
 
 
 @pytest.mark.slow
 def test_one_of_two_workers_killed_mid_stream(broker, served, tmp_path):
     tweets = real_tweets(800)
     settings = stream_settings(broker, tmp_path, **served)
-    refs: list = []
-    feeder = threading.Thread(
-        target=lambda: refs.extend(asyncio.run(replay(settings, tweets, rate=200)))
-    )
+    feeder = Feeder(settings, tweets, rate=200)
     first = start_worker(settings, tmp_path / "first.log")
     second = start_worker(
         settings.model_copy(update={"web_port": settings.web_port + 1}), tmp_path / "second.log"
@@ -40,7 +36,7 @@ def test_one_of_two_workers_killed_mid_stream(broker, served, tmp_path):
         first.wait()
         feeder.join()
         outputs = Outputs(settings).wait(
-            lambda o: set(o.input_refs()) >= set(refs),
+            lambda o: set(o.input_refs()) >= set(feeder.refs),
             timeout=180,
             alive=lambda: second.poll() is None,
         )
@@ -49,7 +45,7 @@ def test_one_of_two_workers_killed_mid_stream(broker, served, tmp_path):
         stop_worker(first)
         stop_worker(second)
     counts = Counter(outputs.input_refs())
-    assert set(counts) == set(refs)  # nothing lost: the survivor took the partitions over
+    assert set(counts) == set(feeder.refs)  # nothing lost: the survivor took the partitions over
     assert sum(n - 1 for n in counts.values()) <= settings.take_max  # the batch in flight
     keys: dict = {}
     for record in outputs.records[settings.geotagged_topic]:
