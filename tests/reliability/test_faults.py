@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from contrastgeo.commands.demo import start_worker, stop_worker
-from stream.broker import EmbeddedBroker, ensure_topics_sync
+from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
 from stream.replay import replay
 from tests.conftest import copy_version, real_tweets
 from tests.integration.conftest import Feeder, Outputs, stream_settings
@@ -25,7 +25,7 @@ def test_one_of_two_workers_killed_mid_stream(broker, served, tmp_path):
     feeder = Feeder(settings, tweets, rate=200)
     first = start_worker(settings, tmp_path / "first.log")
     second = start_worker(
-        settings.model_copy(update={"web_port": settings.web_port + 1}), tmp_path / "second.log"
+        settings.model_copy(update={"web_port": free_port()}), tmp_path / "second.log"
     )
     feeder.start()
     try:
