@@ -150,3 +150,69 @@ def test_a_corrupt_model_is_refused_and_the_old_one_keeps_serving(broker, served
     assert versions == {old}
     refused = [json.loads(line) for line in log.read_text().splitlines() if "model refused" in line]
     assert refused[0]["level"] == "error" and "checksum" in refused[0]["error"]
+
+
+@pytest.mark.slow
+def test_an_unavailable_index_pauses_the_worker_and_nothing_is_lost(broker, served, tmp_path):
+    """The served collection is missing when posts arrive (the index is down): the worker
+    retries with backoff, publishes no geotagged event and no dead letter for a valid post,
+    commits nothing; once the collection is back it resumes and every post comes out once."""
+    import os
+    import time
+
+    from stream.index import EdgeIndex, version_of
+    from stream.publish import index_version
+
+    index = EdgeIndex(served["index_path"])
+    collection = index.resolve("locations")
+    version = version_of(collection)
+    index.close()
+    shutil.rmtree(served["index_path"] / "collections" / collection)  # the index is "down"
+    settings = stream_settings(broker, tmp_path, **served, retry_max_s=2.0)
+    tweets = real_tweets(100)
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        refs = asyncio.run(replay(settings, [*tweets, b"{not json"]))
+        metrics_url = f"http://{settings.web_host}:{settings.web_port}/metrics"
+        deadline = time.monotonic() + 60
+        while _retries(_get(metrics_url)) < 3:  # paused, retrying with backoff
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(0.5)
+        during = Outputs(settings).wait(lambda o: True)
+        assert not [e for e in during.events(settings.geotagged_topic) if e["source"] == "model"]
+        assert all(e["reason"] == "not-json" for e in during.events(settings.dead_letter_topic))
+        # the index comes back: the collection appears whole (built aside, then renamed in)
+        aside = EdgeIndex(tmp_path / "aside")
+        index_version(
+            settings.model_copy(update={"index_path": tmp_path / "aside"}), aside, version
+        )
+        aside.close()
+        os.rename(
+            tmp_path / "aside" / "collections" / collection,
+            served["index_path"] / "collections" / collection,
+        )
+        outputs = Outputs(settings).wait(
+            lambda o: set(o.input_refs()) >= set(refs),
+            timeout=120,
+            alive=lambda: worker.poll() is None,
+        )
+    finally:
+        stop_worker(worker)
+    assert Counter(outputs.input_refs()) == Counter(refs)  # each once: nothing was committed early
+    assert len(outputs.events(settings.dead_letter_topic)) == 1
+
+
+def _retries(metrics: str) -> float:
+    import re
+
+    match = re.search(r"^contrastgeo_predict_retries_total (\S+)$", metrics, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    try:
+        return urllib.request.urlopen(url, timeout=2).read().decode()
+    except OSError:
+        return ""
