@@ -69,8 +69,8 @@ def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.
         autodiscover=False,
     )
     app.geotagger = geotagger  # type: ignore[attr-defined]
-    posts = app.topic(settings.input_topic, key_serializer="raw", value_serializer="raw")
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    posts = app.topic(settings.input_topic, **raw)
     outputs = {
         name: app.topic(name, **raw)
         for name in (settings.geotagged_topic, settings.labeled_topic, settings.dead_letter_topic)

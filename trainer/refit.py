@@ -257,14 +257,11 @@ def refit(settings: RefitSettings, ingest_labels: bool = True) -> Report:
     return report
 
 
-def _timed(report: Report, step: str):
-    @contextmanager
-    def timer():
-        start = time.perf_counter()
-        yield
-        report.seconds[step] = round(time.perf_counter() - start, 2)
-
-    return timer()
+@contextmanager
+def _timed(report: Report, step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    report.seconds[step] = round(time.perf_counter() - start, 2)
 
 
 def _run(s: RefitSettings, report: Report, ingest_labels: bool) -> None:

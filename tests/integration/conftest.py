@@ -107,3 +107,19 @@ class Feeder(threading.Thread):
         from stream.replay import replay
 
         self.refs = asyncio.run(replay(self.settings, self.payloads, rate=self.rate))
+
+
+def worker_http(settings: Settings, path: str) -> str:
+    """A worker endpoint's body (``/readyz``, ``/metrics``), or "" while it does not answer."""
+    import urllib.request
+
+    url = f"http://{settings.web_host}:{settings.web_port}{path}"
+    try:
+        return urllib.request.urlopen(url, timeout=2).read().decode()
+    except OSError:
+        return ""
+
+
+def served_version(settings: Settings) -> str | None:
+    """The model version a worker reports on /readyz (None before it answers)."""
+    return json.loads(worker_http(settings, "/readyz") or "{}").get("model_version")

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import time
-import urllib.request
 from collections import Counter
 
 import pytest
@@ -26,7 +24,7 @@ from stream.publish import export_to_store, index_version
 from stream.replay import replay
 from stream.routing import carried_location
 from tests.conftest import shared_data
-from tests.integration.conftest import Outputs, stream_settings
+from tests.integration.conftest import Outputs, served_version, stream_settings
 from trainer.data.catalogue import build_catalogue, label_records
 from trainer.data.readers import Record
 from trainer.refit import KEPT, PROMOTED, RefitSettings, refit
@@ -66,14 +64,6 @@ def city_tweets() -> tuple[list, dict[str, list[bytes]], list[bytes]]:
         :100
     ]
     return served, new, unlocated
-
-
-def served_version(settings) -> str | None:
-    url = f"http://{settings.web_host}:{settings.web_port}/readyz"
-    try:
-        return json.loads(urllib.request.urlopen(url, timeout=2).read()).get("model_version")
-    except OSError:
-        return None
 
 
 @pytest.mark.slow

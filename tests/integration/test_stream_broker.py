@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import urllib.request
 from collections import Counter
 
 import pytest
@@ -16,7 +15,13 @@ from contrastgeo.commands.demo import start_worker, stop_worker
 from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from stream.replay import replay
 from tests.conftest import copy_version, real_tweets
-from tests.integration.conftest import Feeder, Outputs, stream_settings
+from tests.integration.conftest import (
+    Feeder,
+    Outputs,
+    served_version,
+    stream_settings,
+    worker_http,
+)
 
 BAD = [
     b"{not json",
@@ -49,9 +54,8 @@ def test_real_tweets_through_the_broker_are_each_accounted_for_once(broker, serv
         outputs = Outputs(settings).wait(
             lambda o: set(o.input_refs()) >= expected, alive=lambda: worker.poll() is None
         )
-        url = f"http://{settings.web_host}:{settings.web_port}"
-        ready = json.loads(urllib.request.urlopen(f"{url}/readyz", timeout=5).read())
-        metrics = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        ready = json.loads(worker_http(settings, "/readyz"))
+        metrics = worker_http(settings, "/metrics")
     finally:
         assert stop_worker(worker) == 0, (tmp_path / "worker.log").read_text()[-3000:]
     assert ready["ready"] and ready["model_version"]
@@ -115,14 +119,6 @@ def test_a_worker_killed_mid_stream_loses_nothing(broker, served, tmp_path):
     assert all(len(keys) == 1 for keys in by_ref.values())  # a replayed input keeps its key
 
 
-def _ready(settings) -> dict:
-    url = f"http://{settings.web_host}:{settings.web_port}/readyz"
-    try:
-        return json.loads(urllib.request.urlopen(url, timeout=2).read())
-    except OSError:
-        return {}
-
-
 @pytest.mark.slow
 def test_a_model_update_is_served_without_losing_a_post(broker, served, tmp_path):
     import time
@@ -148,7 +144,7 @@ def test_a_model_update_is_served_without_losing_a_post(broker, served, tmp_path
         index.close()
         asyncio.run(announce(settings, "v2", collection, old))
         deadline = time.monotonic() + 60
-        while _ready(settings).get("model_version") != "v2":
+        while served_version(settings) != "v2":
             assert time.monotonic() < deadline, "the worker never loaded v2"
             time.sleep(0.2)
         second = asyncio.run(replay(settings, tweets[100:]))

@@ -15,7 +15,13 @@ from contrastgeo.commands.demo import start_worker, stop_worker
 from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
 from stream.replay import replay
 from tests.conftest import copy_version, real_tweets
-from tests.integration.conftest import Feeder, Outputs, stream_settings
+from tests.integration.conftest import (
+    Feeder,
+    Outputs,
+    served_version,
+    stream_settings,
+    worker_http,
+)
 
 
 @pytest.mark.slow
@@ -38,9 +44,7 @@ def test_one_of_two_workers_killed_mid_stream(broker, served, tmp_path):
         # both in the group before the posts flow: the kill is the only group change
         deadline = time.monotonic() + 90
         for s in (settings, second_settings):
-            while not json.loads(_get(f"http://{s.web_host}:{s.web_port}/readyz") or "{}").get(
-                "ready"
-            ):
+            while not json.loads(worker_http(s, "/readyz") or "{}").get("ready"):
                 assert (
                     time.monotonic() < deadline and first.poll() is None and second.poll() is None
                 )
@@ -121,7 +125,6 @@ def test_a_worker_reconnects_after_the_broker_restarts(served, tmp_path):
 @pytest.mark.slow
 def test_a_corrupt_model_is_refused_and_the_old_one_keeps_serving(broker, served, tmp_path):
     import time
-    import urllib.request
 
     from stream.index import EdgeIndex, version_of
     from stream.publish import announce
@@ -151,8 +154,7 @@ def test_a_corrupt_model_is_refused_and_the_old_one_keeps_serving(broker, served
         while "model refused" not in log.read_text():
             assert time.monotonic() < deadline, "the worker never tried the corrupt version"
             time.sleep(0.2)
-        url = f"http://{settings.web_host}:{settings.web_port}/readyz"
-        assert json.loads(urllib.request.urlopen(url, timeout=5).read())["model_version"] == old
+        assert served_version(settings) == old
         second = asyncio.run(replay(settings, tweets[100:]))
         outputs = Outputs(settings).wait(
             lambda o: set(o.input_refs()) >= set(first + second),
@@ -192,9 +194,8 @@ def test_an_unavailable_index_pauses_the_worker_and_nothing_is_lost(broker, serv
     worker = start_worker(settings, tmp_path / "worker.log")
     try:
         refs = asyncio.run(replay(settings, [*tweets, b"{not json"]))
-        metrics_url = f"http://{settings.web_host}:{settings.web_port}/metrics"
         deadline = time.monotonic() + 60
-        while _retries(_get(metrics_url)) < 3:  # paused, retrying with backoff
+        while _retries(worker_http(settings, "/metrics")) < 3:  # paused, retrying with backoff
             assert time.monotonic() < deadline and worker.poll() is None
             time.sleep(0.5)
         during = Outputs(settings).wait(lambda o: True)
@@ -226,12 +227,3 @@ def _retries(metrics: str) -> float:
 
     match = re.search(r"^contrastgeo_predict_retries_total (\S+)$", metrics, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
-
-
-def _get(url: str) -> str:
-    import urllib.request
-
-    try:
-        return urllib.request.urlopen(url, timeout=2).read().decode()
-    except OSError:
-        return ""
