@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -148,7 +149,10 @@ def tfidf_lr(run: Run) -> Predictions:
             ),
             LogisticRegression(C=c, max_iter=2000),
         )
-        pipe.fit(x_train, y_train)
+        with warnings.catch_warnings():
+            # at 1 shot every class has one sample: sklearn warns it "could be a regression"
+            warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
+            pipe.fit(x_train, y_train)
         acc = float((pipe.predict(x_dev) == y_dev).mean())
         if acc > best_acc:
             best, best_acc = pipe, acc
