@@ -44,6 +44,12 @@ class TrainConfig(BaseModel):
     symmetric_tlc: bool = False
     freeze_layers: int = Field(0, ge=0, description="Freeze embeddings + the lowest N layers.")
     patience: int = Field(3, ge=1, description="Epochs without dev Acc@1 gain before stop.")
+    min_steps: int = Field(
+        0,
+        ge=0,
+        description="Train at least this many optimizer steps: with few examples an epoch "
+        "makes several passes over them (dev is still checked once an epoch).",
+    )
     grad_clip: float = Field(1.0, gt=0)
     location_refresh: int = Field(
         1, ge=1, description="Re-encode locations with gradients every N steps (1 = always)."
@@ -214,7 +220,9 @@ def train_loop(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = build_optimizer(model, config)
-    steps_per_epoch = -(-len(train) // config.batch_size)
+    batches_per_pass = -(-len(train) // config.batch_size)
+    passes = max(1, -(-config.min_steps // (batches_per_pass * config.epochs)))
+    steps_per_epoch = batches_per_pass * passes
     total = steps_per_epoch * config.epochs
     warmup = max(1, int(config.warmup_ratio * total))
     base_lrs = [g["lr"] for g in optimizer.param_groups]
@@ -226,7 +234,8 @@ def train_loop(
     for epoch in range(config.epochs):
         model.train()
         sums: dict[str, float] = {}
-        for batch_ids in _batches(train, config, generator):
+        epoch_batches = [b for _ in range(passes) for b in _batches(train, config, generator)]
+        for batch_ids in epoch_batches:
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * lr_factor(step, total, warmup)
             loss, stats = step_fn([train[i] for i in batch_ids], generator)

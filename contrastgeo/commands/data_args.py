@@ -73,6 +73,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fusion", choices=("vector", "cross-attention", "token"), default="vector")
     group.add_argument("--epochs", type=int, default=5, help="maximum epochs (default 5)")
     group.add_argument("--batch-size", type=int, default=32)
+    group.add_argument(
+        "--min-steps",
+        type=int,
+        default=0,
+        help="train at least N optimizer steps: at 1-2 shots an epoch is one or two steps, "
+        "so each epoch then makes several passes (default 0: one pass an epoch)",
+    )
 
 
 def model_and_train_config(args: argparse.Namespace, **train):
@@ -83,7 +90,9 @@ def model_and_train_config(args: argparse.Namespace, **train):
         encoder=EncoderConfig(checkpoint=args.checkpoint),
         fusion=FusionConfig(strategy=args.fusion),
     )
-    return model, TrainConfig(epochs=args.epochs, batch_size=args.batch_size, **train)
+    return model, TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, min_steps=args.min_steps, **train
+    )
 
 
 def task_from_args(args: argparse.Namespace, shots: tuple[int, ...]):

@@ -13,6 +13,7 @@ from trainer.train import (
     fit,
     freeze_lower_layers,
     lr_factor,
+    train_loop,
 )
 
 # Each location's posts carry its name: learnable by a tiny character-level model.
@@ -75,6 +76,25 @@ def test_fit_is_deterministic_given_a_seed(make_model):
     fit(a, TRAIN, LOCATIONS, config)
     fit(b, TRAIN, LOCATIONS, config)
     assert torch.equal(a.embed_posts(["x y"]), b.embed_posts(["x y"]))
+
+
+@pytest.mark.parametrize(
+    ("examples", "min_steps", "steps"),
+    [(3, 0, 2), (3, 10, 10), (3, 11, 12), (70, 5, 6), (70, 20, 24)],
+)
+def test_min_steps_adds_passes_over_small_data(examples, min_steps, steps):
+    """Each epoch makes whole passes; with ``min_steps`` enough of them to reach it."""
+    model = torch.nn.Linear(2, 1)
+    seen: list[int] = []
+
+    def step_fn(batch, generator):
+        seen.append(len(batch))
+        return model(torch.ones(len(batch), 2)).sum(), {"loss": 0.0}
+
+    config = TrainConfig(epochs=2, batch_size=32, min_steps=min_steps, progress=False)
+    result = train_loop(model, list(range(examples)), config, step_fn)
+    assert len(seen) == steps and len(result.history) == 2
+    assert sum(seen) == examples * steps // -(-examples // 32)  # whole passes only
 
 
 def test_freeze_lower_layers_and_optimizer_groups(make_model):
