@@ -109,6 +109,16 @@ class Feeder(threading.Thread):
         self.refs = asyncio.run(replay(self.settings, self.payloads, rate=self.rate))
 
 
+def wait_for(condition, what: str, timeout: float = 60, alive=None, every: float = 0.2) -> None:
+    """Poll ``condition`` every ``every`` s until it holds; fail with ``what`` once
+    ``timeout`` s have passed, or as soon as ``alive`` (the workers still run) is false."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert alive is None or alive(), f"a worker died before: {what}"
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(every)
+
+
 def worker_http(settings: Settings, path: str) -> str:
     """A worker endpoint's body (``/readyz``, ``/metrics``), or "" while it does not answer."""
     import urllib.request

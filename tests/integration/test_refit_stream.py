@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import time
 from collections import Counter
 
 import pytest
@@ -24,7 +23,7 @@ from stream.publish import export_to_store, index_version
 from stream.replay import replay
 from stream.routing import carried_location
 from tests.conftest import shared_data
-from tests.integration.conftest import Outputs, served_version, stream_settings
+from tests.integration.conftest import Outputs, served_version, stream_settings, wait_for
 from trainer.data.catalogue import build_catalogue, label_records
 from trainer.data.readers import Record
 from trainer.refit import KEPT, PROMOTED, RefitSettings, refit
@@ -99,10 +98,10 @@ def test_refit_promotes_a_better_model_to_a_running_worker(broker, tmp_path):
         assert report.decision == PROMOTED, report.reason
         assert report.counts["new_locations"] == 5 and report.counts["stored_posts"] == len(labeled)
         assert report.candidate["acc@1_refit"] > report.current["acc@1_refit"]
-        deadline = time.monotonic() + 60
-        while served_version(settings) != report.candidate_version:  # ModelUpdated -> reload
-            assert time.monotonic() < deadline, "the worker never loaded the promoted model"
-            time.sleep(0.2)
+        wait_for(  # ModelUpdated -> reload
+            lambda: served_version(settings) == report.candidate_version,
+            "the worker loaded the promoted model",
+        )
         second = asyncio.run(replay(settings, unlocated[50:]))
         outputs = Outputs(settings).wait(
             lambda o: set(o.input_refs()) >= set(first + second), alive=alive

@@ -20,6 +20,7 @@ from tests.integration.conftest import (
     Outputs,
     served_version,
     stream_settings,
+    wait_for,
     worker_http,
 )
 
@@ -40,23 +41,30 @@ def test_one_of_two_workers_killed_mid_stream(broker, served, tmp_path):
     )
     first = start_worker(settings, logs[0])
     second = start_worker(second_settings, logs[1])
+
+    def both_alive() -> bool:
+        return first.poll() is None and second.poll() is None
+
     try:
         # both in the group before the posts flow: the kill is the only group change
-        deadline = time.monotonic() + 90
-        for s in (settings, second_settings):
-            while not json.loads(worker_http(s, "/readyz") or "{}").get("ready"):
-                assert (
-                    time.monotonic() < deadline and first.poll() is None and second.poll() is None
-                )
-                time.sleep(0.2)
+        wait_for(
+            lambda: all(
+                json.loads(worker_http(s, "/readyz") or "{}").get("ready")
+                for s in (settings, second_settings)
+            ),
+            "both workers ready",
+            timeout=90,
+            alive=both_alive,
+        )
         time.sleep(3 * settings.session_timeout_s)  # the join rebalance settles
         feeder.start()
         # kill the first worker once both are working (a slow start can leave one idle)
-        deadline = time.monotonic() + 90
-        while not all(p.exists() and '"event": "batch"' in p.read_text() for p in logs):
-            assert time.monotonic() < deadline, "the two workers never both processed a batch"
-            assert first.poll() is None and second.poll() is None
-            time.sleep(0.2)
+        wait_for(
+            lambda: all(p.exists() and '"event": "batch"' in p.read_text() for p in logs),
+            "both workers processed a batch",
+            timeout=90,
+            alive=both_alive,
+        )
         first.send_signal(signal.SIGKILL)
         first.wait()
         feeder.join()
@@ -124,7 +132,6 @@ def test_a_worker_reconnects_after_the_broker_restarts(served, tmp_path):
 
 @pytest.mark.slow
 def test_a_corrupt_model_is_refused_and_the_old_one_keeps_serving(broker, served, tmp_path):
-    import time
 
     from stream.index import EdgeIndex, version_of
     from stream.publish import announce
@@ -150,10 +157,7 @@ def test_a_corrupt_model_is_refused_and_the_old_one_keeps_serving(broker, served
         index.close()
         asyncio.run(announce(settings, "broken", "locations-broken", old))
         log = tmp_path / "worker.log"
-        deadline = time.monotonic() + 60
-        while "model refused" not in log.read_text():
-            assert time.monotonic() < deadline, "the worker never tried the corrupt version"
-            time.sleep(0.2)
+        wait_for(lambda: "model refused" in log.read_text(), "the worker tried the corrupt version")
         assert served_version(settings) == old
         second = asyncio.run(replay(settings, tweets[100:]))
         outputs = Outputs(settings).wait(
@@ -179,7 +183,6 @@ def test_an_unavailable_index_pauses_the_worker_and_nothing_is_lost(broker, serv
     retries with backoff, publishes no geotagged event and no dead letter for a valid post,
     commits nothing; once the collection is back it resumes and every post comes out once."""
     import os
-    import time
 
     from stream.index import EdgeIndex, version_of
     from stream.publish import index_version
@@ -194,10 +197,12 @@ def test_an_unavailable_index_pauses_the_worker_and_nothing_is_lost(broker, serv
     worker = start_worker(settings, tmp_path / "worker.log")
     try:
         refs = asyncio.run(replay(settings, [*tweets, b"{not json"]))
-        deadline = time.monotonic() + 60
-        while _retries(worker_http(settings, "/metrics")) < 3:  # paused, retrying with backoff
-            assert time.monotonic() < deadline and worker.poll() is None
-            time.sleep(0.5)
+        wait_for(  # paused, retrying with backoff
+            lambda: _retries(worker_http(settings, "/metrics")) >= 3,
+            "three retries",
+            alive=lambda: worker.poll() is None,
+            every=0.5,
+        )
         during = Outputs(settings).wait(lambda o: True)
         assert not [e for e in during.events(settings.geotagged_topic) if e["source"] == "model"]
         assert all(e["reason"] == "not-json" for e in during.events(settings.dead_letter_topic))
