@@ -115,7 +115,7 @@ def wait_for(condition, what: str, timeout: float = 60, alive=None, every: float
     deadline = time.monotonic() + timeout
     while not condition():
         assert alive is None or alive(), f"a worker died before: {what}"
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        assert time.monotonic() < deadline, f"not within {timeout:g} s: {what}"
         time.sleep(every)
 
 
