@@ -5,18 +5,38 @@ Field names match ``model.prompts.PostFields``, so a ``Post`` is passed to the m
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
+# JSON can spell half of a UTF-16 surrogate pair ("\\ud800"); such a lone surrogate is no
+# character and cannot be encoded again, so it becomes U+FFFD (the post is kept)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class Place(BaseModel):
+def _repair_text(value: Any) -> Any:
+    if isinstance(value, str) and not value.isascii():
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    return value
+
+
+class _Normalized(BaseModel):
+    """Frozen, no extra fields, every string encodable as UTF-8."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _encodable(cls, value: Any) -> Any:
+        return _repair_text(value)
+
+
+class Place(_Normalized):
     """A Twitter place attached to a post (a city, a POI, a state ...)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = ""
     name: str
@@ -26,26 +46,39 @@ class Place(BaseModel):
     # (min_lon, min_lat, max_lon, max_lat) of the place's bounding box
     bbox: tuple[float, float, float, float] | None = None
 
+    @field_validator("bbox")
+    @classmethod
+    def _on_the_globe(cls, bbox):
+        if bbox is None:
+            return None
+        min_lon, min_lat, max_lon, max_lat = bbox
+        if not all(math.isfinite(x) for x in bbox):
+            raise ValueError(f"bounding box {bbox} is not finite")
+        # west > east is a box across the antimeridian (Fiji, Chukotka)
+        lons_ok = -180 <= min_lon <= 180 and -180 <= max_lon <= 180
+        if not (lons_ok and -90 <= min_lat <= max_lat <= 90):
+            raise ValueError(f"bounding box {bbox} is not (west, south, east, north) on the globe")
+        return bbox
+
     @property
     def centroid(self) -> tuple[float, float] | None:
         """(lat, lon) of the bounding-box centre."""
         if self.bbox is None:
             return None
         min_lon, min_lat, max_lon, max_lat = self.bbox
-        return (min_lat + max_lat) / 2, (min_lon + max_lon) / 2
+        if min_lon > max_lon:  # across the antimeridian
+            max_lon += 360
+        lon = (min_lon + max_lon) / 2
+        return (min_lat + max_lat) / 2, lon - 360 if lon > 180 else lon
 
 
-class Coordinates(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Coordinates(_Normalized):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
 
 
-class Post(BaseModel):
+class Post(_Normalized):
     """A social media post with the metadata the geolocation model reads."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = SCHEMA_VERSION
     id: str = Field(min_length=1)

@@ -132,11 +132,13 @@ def _point(geo: dict[str, Any] | None) -> Coordinates | None:
         return None
     coords = geo.get("coordinates")
     if not (isinstance(coords, list) and len(coords) == 2):
-        raise InvalidPost("invalid-field", "coordinates")
+        raise InvalidPost("invalid-coordinates", f"not [lon, lat]: {str(coords)[:80]}")
     try:
         return Coordinates(lat=coords[1], lon=coords[0])
     except ValidationError as exc:
-        raise InvalidPost("invalid-field", f"coordinates {coords}") from exc
+        raise InvalidPost(
+            "invalid-coordinates", f"[lon, lat] = {str(coords)[:80]} is not on the globe"
+        ) from exc
 
 
 def _bbox_from_polygon(polygon: Any) -> tuple[float, float, float, float] | None:
@@ -159,14 +161,17 @@ def _bbox_from_list(bbox: Any) -> tuple[float, float, float, float] | None:
 
 
 def _place(place: dict[str, Any], bbox: tuple[float, float, float, float] | None) -> Place:
-    return Place(
-        id=_str(place, "id"),
-        name=_str(place, "name"),
-        full_name=_str(place, "full_name"),
-        place_type=_str(place, "place_type"),
-        country_code=_str(place, "country_code"),
-        bbox=bbox,
-    )
+    try:
+        return Place(
+            id=_str(place, "id"),
+            name=_str(place, "name"),
+            full_name=_str(place, "full_name"),
+            place_type=_str(place, "place_type"),
+            country_code=_str(place, "country_code"),
+            bbox=bbox,
+        )
+    except ValidationError as exc:
+        raise InvalidPost("invalid-place", exc.errors()[0]["msg"][:200]) from exc
 
 
 def post_from_v1(tweet: dict[str, Any]) -> Post:

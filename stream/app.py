@@ -5,11 +5,17 @@ into outputs, publish them and wait until the broker has every one, then ack the
 commit its offsets. A crash before the commit replays at most that batch, with the same
 output keys (at-least-once; consumers deduplicate by key).
 
+A batch whose outputs cannot be made or delivered (the broker unreachable, a bug) is retried
+with backoff, never skipped. A batch is held out of faust's commits until its outputs are
+delivered (``hold``/``release``): ``take_events`` acks whatever it handed out when the stream
+stops, which would otherwise commit, at shutdown, inputs that have no outcome.
+
 Every worker follows model updates: a ``ModelUpdated`` event (read by each worker outside
 the consumer group, so none misses it) or, as a safety net, a periodic look at the alias.
 
 Endpoints (bound to ``web_host``:``web_port``): ``/healthz`` (liveness), ``/readyz`` (a
-model is served) and ``/metrics`` (Prometheus).
+model is served and batches have not been failing for ``unready_after_s``) and ``/metrics``
+(Prometheus).
 """
 
 from __future__ import annotations
@@ -77,6 +83,33 @@ def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.
     }
     app.output_topics = outputs  # type: ignore[attr-defined]
 
+    async def deliver(messages: list[Message]) -> None:
+        """Outputs made and acknowledged by the broker, however many tries it takes."""
+        delay = 0.5
+        while True:
+            try:
+                results = await geotagger.process(messages)
+                # force=True: publish now (not attached to the offset), then wait for the broker
+                pending = [
+                    await outputs[o.topic].send(key=o.key, value=o.value, force=True)
+                    for o in results
+                ]
+                await asyncio.gather(*pending)
+                geotagger.succeeded()
+                return
+            except Exception as exc:
+                geotagger.failed()
+                geotagger.metrics.batch_failures.inc()
+                log.error(
+                    "batch failed; retrying it, nothing committed",
+                    inputs=len(messages),
+                    first_offset=messages[0].offset,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, settings.retry_max_s)
+
     @app.agent(posts, name="geotag")
     async def geotag(stream):
         async for events in stream.take_events(settings.take_max, within=settings.take_within_s):
@@ -90,12 +123,9 @@ def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.
                 )
                 for e in events
             ]
-            results = await geotagger.process(messages)
-            # force=True: publish now (not attached to the offset), then wait for the broker
-            pending = [
-                await outputs[o.topic].send(key=o.key, value=o.value, force=True) for o in results
-            ]
-            await asyncio.gather(*pending)
+            hold(events)
+            await deliver(messages)
+            release(events)
             for event in events:
                 await stream.ack(event)
             await app.consumer.commit()
@@ -124,14 +154,35 @@ def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.
     async def readyz(self, request):
         ready = geotagger.ready
         return self.json(
-            {"ready": ready, "model_version": geotagger.version}, status=200 if ready else 503
+            {
+                "ready": ready,
+                "model_version": geotagger.version,
+                "failing_for_s": geotagger.failing_for(),
+            },
+            status=200 if ready else 503,
         )
 
     @app.page("/metrics")
     async def metrics(self, request):
+        geotagger.metrics.ready.set(geotagger.ready)
         return self.text(geotagger.metrics.render().decode(), content_type=PROMETHEUS_TEXT)
 
     return app
+
+
+def hold(events) -> None:
+    """Keep a batch out of faust's commits while its outputs are made: marked acked without
+    telling the consumer, the ack that ``take_events`` gives each event when the stream
+    stops (it closes the generator *before* it cancels the agent) does nothing, and the
+    partition's committed offset stays before the batch until ``release``."""
+    for event in events:
+        event.message.acked = True
+
+
+def release(events) -> None:
+    """The batch's outputs are delivered: its acks count again."""
+    for event in events:
+        event.message.acked = False
 
 
 async def _follow_model_updates(settings: Settings, geotagger: Geotagger) -> None:

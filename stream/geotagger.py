@@ -5,9 +5,13 @@ posts that need it and returns every output as ``(topic, key, value)``. The mode
 index run in one background thread, so the event loop keeps heartbeating and fetching
 while a batch is embedded (onnxruntime releases the GIL).
 
-A valid post is never dropped: when prediction fails (index unreachable, say) the batch is
-retried with capped exponential backoff until it succeeds; the caller commits nothing
-meanwhile.
+One input never costs the others their outcome. ``route`` gives every input exactly one;
+a prediction that fails is retried with capped exponential backoff ``predict_attempts``
+times, then the batch is bisected: when a probe post still goes through, the posts that
+fail on their own are dead-lettered (``model-error``) and the rest are published. When the
+probe fails too, the model or the index is down for everyone: the batch is retried until it
+succeeds (the caller commits nothing meanwhile), and after ``unready_after_s`` of failing
+the worker reports not ready.
 
 ``reload`` serves the model version the index alias points to. It loads the new version
 completely (checksums verified) before swapping it in between two batches; a version that
@@ -25,11 +29,12 @@ from typing import Any
 
 import structlog
 
-from schemas.events import EventLocation, GeotaggedPost, ScoredLocation
+from schemas.events import DeadLetter, EventLocation, GeotaggedPost, ScoredLocation
+from schemas.posts import Post
 from stream.index import version_of
 from stream.metrics import Metrics
 from stream.predictor import Candidate, Prediction, Predictor
-from stream.routing import Message, Routed, Rules, carried_events, route
+from stream.routing import Message, Routed, Rules, dead_letter, route
 from stream.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -46,6 +51,15 @@ class NoModelServed(RuntimeError):
     pass
 
 
+class ModelDown(RuntimeError):
+    """The probe post fails too: the model or the index fails for every post."""
+
+
+# A post that any working model answers: tells "this post breaks the model" from "the model
+# (or its index) is down".
+PROBE = Post(id="probe", text="a post from somewhere")
+
+
 class Geotagger:
     def __init__(self, settings: Settings, index: Any = None, metrics: Metrics | None = None):
         self.settings = settings
@@ -56,10 +70,24 @@ class Geotagger:
         self.version: str | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._reload_lock = asyncio.Lock()
+        self.failing_since: float | None = None  # monotonic time of the first failure in a row
 
     @property
     def ready(self) -> bool:
-        return self.predictor is not None
+        """A model is served and batches are not failing for longer than ``unready_after_s``."""
+        return self.predictor is not None and self.failing_for() < self.settings.unready_after_s
+
+    def failing_for(self) -> float:
+        """Seconds since batches started failing in a row (0 while they succeed)."""
+        return 0.0 if self.failing_since is None else time.monotonic() - self.failing_since
+
+    def failed(self) -> None:
+        """A batch (or its prediction) failed; the failures in a row start now or go on."""
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+
+    def succeeded(self) -> None:
+        self.failing_since = None
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -115,50 +143,94 @@ class Geotagger:
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, self.settings.retry_max_s)
 
-    async def _predict(self, posts: list[Any]) -> tuple[list[Prediction], str]:
+    async def _predict(self, posts: list[Post]) -> list[Prediction | Exception]:
+        """A prediction for each post, or the error of a post that fails on its own."""
         delay = 0.5
         while True:
-            predictor = self.predictor
-            if predictor is None:
-                await self.wait_for_model()
-                continue
+            for _ in range(self.settings.predict_attempts):
+                try:
+                    return await self._predict_once(posts)
+                except Exception as exc:
+                    self.failed()
+                    self.metrics.retries.inc()
+                    log.error(
+                        "prediction failed; retrying the batch",
+                        posts=len(posts),
+                        error=f"{type(exc).__name__}: {exc}",
+                        retry_in_s=delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, self.settings.retry_max_s)
             try:
-                return await self._run(predictor.predict, posts), predictor.model.version
-            except Exception as exc:
-                self.metrics.retries.inc()
-                log.error(
-                    "prediction failed; retrying the batch",
-                    posts=len(posts),
-                    error=f"{type(exc).__name__}: {exc}",
-                    retry_in_s=delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, self.settings.retry_max_s)
+                return await self._bisect(posts)
+            except ModelDown as exc:
+                log.error("the model fails for every post; retrying the batch", error=str(exc))
+
+    async def _predict_once(self, posts: list[Post]) -> list[Prediction]:
+        predictor = self.predictor
+        if predictor is None:
+            await self.wait_for_model()
+            predictor = self.predictor
+        return await self._run(predictor.predict, posts)
+
+    async def _bisect(self, posts: list[Post]) -> list[Prediction | Exception]:
+        """Halve the batch until each failing post is alone; a lone post's failure is its
+        own only when the probe post goes through right after (else ``ModelDown``)."""
+        try:
+            return await self._predict_once(posts)
+        except Exception as exc:
+            if len(posts) > 1:
+                half = len(posts) // 2
+                return [*await self._bisect(posts[:half]), *await self._bisect(posts[half:])]
+            try:
+                await self._predict_once([PROBE])
+            except Exception as probe_error:
+                raise ModelDown(f"{type(probe_error).__name__}: {probe_error}") from exc
+            return [exc]
 
     # ------------------------------------------------------------------ a batch
     async def process(self, messages: list[Message]) -> list[Output]:
+        """The outputs of a batch: exactly one outcome per input. Raises only when the
+        batch as a whole cannot be done (then nothing of it may be committed)."""
         start = time.perf_counter()
         received_at = datetime.now(UTC)
         s = self.settings
-        routed = route(messages, self.rules)
-        outputs = self._routed_outputs(routed, received_at)
+        routed = route(messages, self.rules, received_at)
+        outputs = self._routed_outputs(routed)
         version = ""
+        model_errors = 0
         if routed.to_predict:
-            predictions, version = await self._predict([post for _, post in routed.to_predict])
+            predictions = await self._predict([post for _, post in routed.to_predict])
             for (message, post), prediction in zip(routed.to_predict, predictions, strict=True):
-                event = geotagged_event(message, post, prediction, received_at)
-                outputs.append(Output(s.geotagged_topic, post.id.encode(), event.to_bytes()))
+                try:
+                    if isinstance(prediction, Exception):
+                        raise prediction
+                    event = geotagged_event(message, post, prediction, received_at).to_bytes()
+                except Exception as exc:  # this post breaks the model (or its event): its outcome
+                    model_errors += 1
+                    letter = dead_letter(
+                        message,
+                        "model-error",
+                        exc,
+                        f"{type(exc).__name__}: {exc}",
+                        s.dead_letter_max_payload_bytes,
+                    )
+                    outputs.append(self._dead_letter_output(letter))
+                    continue
+                outputs.append(Output(s.geotagged_topic, post.id.encode(), event))
                 self.metrics.abstentions.inc(prediction.abstained)
-            self.metrics.posts_out.labels(source="model").inc(len(predictions))
+                self.metrics.posts_out.labels(source="model").inc()
+                version = prediction.model_version
+        self.succeeded()
         self.metrics.posts_in.inc(len(messages))
         self.metrics.batch_size.observe(len(messages))
         self.metrics.batch_seconds.observe(time.perf_counter() - start)
         log.info(
             "batch",
             inputs=len(messages),
-            predicted=len(routed.to_predict),
+            predicted=len(routed.to_predict) - model_errors,
             carried=len(routed.carried),
-            dead_letters=len(routed.dead_letters),
+            dead_letters=len(routed.dead_letters) + model_errors,
             skipped=len(routed.skipped),
             partitions=sorted({m.partition for m in messages}),
             model_version=version or self.version,
@@ -166,28 +238,27 @@ class Geotagger:
         )
         return outputs
 
-    def _routed_outputs(self, routed: Routed, received_at: datetime) -> list[Output]:
+    def _dead_letter_output(self, letter: DeadLetter) -> Output:
+        self.metrics.dead_letters.labels(reason=letter.reason).inc()
+        log.warning(
+            "dead letter",
+            reason=letter.reason,
+            detail=letter.detail[:200],
+            partition=letter.input.partition,
+            offset=letter.input.offset,
+        )
+        key = letter.key.encode() if letter.key is not None else None
+        return Output(self.settings.dead_letter_topic, key, letter.to_bytes())
+
+    def _routed_outputs(self, routed: Routed) -> list[Output]:
         s = self.settings
-        outputs = []
-        for letter in routed.dead_letters:
-            self.metrics.dead_letters.labels(reason=letter.reason).inc()
-            key = letter.key.encode() if letter.key is not None else None
-            outputs.append(Output(s.dead_letter_topic, key, letter.to_bytes()))
-            log.warning(
-                "dead letter",
-                reason=letter.reason,
-                detail=letter.detail[:200],
-                partition=letter.input.partition,
-                offset=letter.input.offset,
-            )
+        outputs = [self._dead_letter_output(letter) for letter in routed.dead_letters]
         for message, kind in routed.skipped:
             self.metrics.skipped.labels(kind=kind).inc()
             log.debug("control notice skipped", kind=kind, offset=message.offset)
-        for message, post, carried in routed.carried:
-            labeled, geotagged = carried_events(message, post, carried, received_at)
-            key = post.id.encode()
-            outputs.append(Output(s.labeled_topic, key, labeled.to_bytes()))
-            outputs.append(Output(s.geotagged_topic, key, geotagged.to_bytes()))
+        for carried in routed.carried:
+            outputs.append(Output(s.labeled_topic, carried.key, carried.labeled))
+            outputs.append(Output(s.geotagged_topic, carried.key, carried.geotagged))
             self.metrics.labeled.inc()
             self.metrics.posts_out.labels(source=carried.source).inc()
         return outputs

@@ -28,6 +28,14 @@ class Metrics:
         self.retries = Counter(
             "contrastgeo_predict_retries", "Failed predictions retried", registry=r
         )
+        self.batch_failures = Counter(
+            "contrastgeo_batch_failures",
+            "Batches whose outputs could not be made or delivered (retried)",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "contrastgeo_ready", "1 when the worker serves a model and batches succeed", registry=r
+        )
         self.reload_failures = Counter(
             "contrastgeo_model_reload_failures", "Model versions refused", registry=r
         )

@@ -7,13 +7,18 @@
   city-level type) -> a ``LabeledPost`` (training data for the refit job) and a
   ``GeotaggedPost`` with ``source`` ``gps``/``place``;
 - every other post -> the predictor.
+
+``route`` is total: whatever goes wrong with one input (a parser bug, a location the event
+schema refuses) becomes that input's dead letter, and the other inputs go on.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
 
 from schemas.events import DeadLetter, EventLocation, GeotaggedPost, InputRef, LabeledPost
 from schemas.posts import Post
@@ -63,11 +68,24 @@ class Rules:
         )
 
 
+@dataclass(frozen=True)
+class CarriedPost:
+    """A post with its own location and its two events, serialized."""
+
+    message: Message
+    key: bytes  # the post id: both events' key
+    source: str  # "gps" or "place"
+    labeled: bytes  # a LabeledPost
+    geotagged: bytes  # a GeotaggedPost
+
+
 @dataclass
 class Routed:
+    """Each input in exactly one of the four lists."""
+
     dead_letters: list[DeadLetter] = field(default_factory=list)
     skipped: list[tuple[Message, str]] = field(default_factory=list)  # (message, notice kind)
-    carried: list[tuple[Message, Post, Carried]] = field(default_factory=list)
+    carried: list[CarriedPost] = field(default_factory=list)
     to_predict: list[tuple[Message, Post]] = field(default_factory=list)
 
 
@@ -99,8 +117,10 @@ def _place_location(place, lat: float, lon: float) -> EventLocation:
     )
 
 
-def route(messages: list[Message], rules: Rules) -> Routed:
+def route(messages: list[Message], rules: Rules, received_at: datetime | None = None) -> Routed:
+    """Each message's outcome. Never raises for one message's sake."""
     routed = Routed()
+    received_at = received_at or datetime.now(UTC)
     keep = rules.dead_letter_max_payload_bytes
     for message in messages:
         try:
@@ -114,11 +134,20 @@ def route(messages: list[Message], rules: Rules) -> Routed:
         except Exception as exc:  # a parser bug must not stop the partition
             routed.dead_letters.append(dead_letter(message, "parser-error", exc, repr(exc), keep))
             continue
-        carried = carried_location(post, rules.place_types)
-        if carried is None:
-            routed.to_predict.append((message, post))
-        else:
-            routed.carried.append((message, post, carried))
+        try:
+            carried = carried_location(post, rules.place_types)
+            if carried is None:
+                routed.to_predict.append((message, post))
+                continue
+            labeled, geotagged = carried_events(message, post, carried, received_at)
+            outcome = CarriedPost(
+                message, post.id.encode(), carried.source, labeled.to_bytes(), geotagged.to_bytes()
+            )
+        except Exception as exc:  # an unusable location: this post's outcome, not the batch's
+            reason = "invalid-location" if isinstance(exc, ValidationError) else "routing-error"
+            routed.dead_letters.append(dead_letter(message, reason, exc, str(exc), keep))
+            continue
+        routed.carried.append(outcome)
     return routed
 
 
@@ -141,6 +170,7 @@ def dead_letter(
     the input topic at ``input`` as long as the topic's retention, and its size and sha256
     identify it."""
     payload = message.value or b""
+    detail = detail.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
     return DeadLetter(
         input=message.ref,
         key=message.key.decode("utf-8", "replace") if message.key is not None else None,

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How often each worker re-reads the served alias."
     )
     retry_max_s: float = Field(30.0, gt=0, description="Longest wait between retries.")
+    predict_attempts: int = Field(
+        3, ge=1, description="Tries of a batch's prediction before it is bisected."
+    )
+    unready_after_s: float = Field(
+        60.0, gt=0, description="/readyz turns 503 after batches fail this long in a row."
+    )
 
     # --- the worker process
     web_host: str = Field("127.0.0.1", description="Health/metrics endpoints bind here.")

@@ -7,6 +7,8 @@ import asyncio
 import json
 from unittest.mock import AsyncMock
 
+from faust.types.tuples import Message
+
 from schemas.events import DeadLetter, GeotaggedPost
 from stream.app import create_app
 from stream.settings import Settings
@@ -68,3 +70,72 @@ def test_the_agent_publishes_a_batch_then_commits(served, tmp_path):
         if t == settings.dead_letter_topic
     ]
     assert letter.reason == "not-json"
+
+
+def test_a_failed_batch_is_retried_and_a_stopped_one_never_acked(served, tmp_path, monkeypatch):
+    """process() fails once (say the broker refused the outputs): the same batch is made
+    again and committed only after its outputs are delivered. An agent stopped mid-batch
+    leaves that batch unacked, so no commit can pass it."""
+    settings = Settings(
+        **served,
+        data_dir=tmp_path / "worker",
+        broker="kafka://127.0.0.1:1",
+        take_within_s=0.05,
+        retry_max_s=0.05,
+    )
+    app = create_app(settings)
+    app.finalize()
+    app.conf.store = "memory://"
+    calls: list = []
+    for topic in app.output_topics.values():
+
+        async def send(key, value, force):
+            calls.append("send")
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+        topic.send = AsyncMock(side_effect=send)
+    process = app.geotagger.process
+    attempts = []
+
+    async def flaky_process(messages):
+        attempts.append(len(messages))
+        if len(attempts) == 1:
+            raise ConnectionError("the broker went away")
+        if messages[0].value == b"hang":
+            await asyncio.Event().wait()  # stopped mid-batch
+        return await process(messages)
+
+    app.geotagger.process = flaky_process
+    acked: list = []  # offsets faust marked safe to commit (its final ack of a message)
+    final_ack = Message.on_final_ack
+
+    def spy(message, consumer):
+        acked.append(message.offset)
+        return final_ack(message, consumer)
+
+    monkeypatch.setattr(Message, "on_final_ack", spy)
+
+    async def go():
+        await app.geotagger.wait_for_model()
+        app.consumer.commit = AsyncMock(side_effect=lambda: calls.append("commit"))
+        async with app.agents["geotag"].test_context() as agent:
+            await agent.put(json.dumps({"id": "p", "text": "hello"}).encode(), key=None)
+            for _ in range(200):
+                if "commit" in calls:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(acked) == 1
+            await agent.put(b"hang", key=None)
+            for _ in range(200):
+                if len(attempts) == 3:
+                    break
+                await asyncio.sleep(0.05)
+        app.geotagger.close()
+
+    asyncio.run(go())
+    assert attempts == [1, 1, 1]  # failed, retried, then the batch that hangs
+    assert calls == ["send", "commit"]  # the retried batch delivered, then committed
+    assert len(acked) == 1  # the stopped batch was never acked
+    assert "contrastgeo_batch_failures_total 1.0" in app.geotagger.metrics.render().decode()

@@ -146,3 +146,75 @@ def test_prediction_is_retried_until_the_index_answers(settings):
     geotagger, outputs = asyncio.run(go())
     assert len(outputs) == 2  # nothing dropped, nothing dead-lettered
     assert "contrastgeo_predict_retries_total 2.0" in geotagger.metrics.render().decode()
+
+
+def poison(predictor, text: str) -> None:
+    """The served predictor fails on every batch that holds a post with this text (a post
+    that breaks the model), and only then."""
+    predict = predictor.predict
+
+    def predict_or_fail(posts):
+        if any(p.text == text for p in posts):
+            raise ValueError("the model cannot read this post")
+        return predict(posts)
+
+    predictor.predict = predict_or_fail
+
+
+def test_a_post_that_breaks_the_model_is_dead_lettered_alone(settings):
+    payloads = [json.dumps({"id": f"p{i}", "text": f"hello {i}"}).encode() for i in range(7)]
+    payloads[4] = json.dumps({"id": "bad", "text": "poison"}).encode()
+
+    async def go():
+        geotagger = Geotagger(settings.model_copy(update={"retry_max_s": 0.01}))
+        await geotagger.wait_for_model()
+        poison(geotagger.predictor, "poison")
+        outputs = await geotagger.process(batch(payloads))
+        geotagger.close()
+        return geotagger, outputs
+
+    geotagger, outputs = asyncio.run(go())
+    geotagged = [
+        GeotaggedPost.model_validate_json(o.value)
+        for o in outputs
+        if o.topic == settings.geotagged_topic
+    ]
+    (letter,) = [
+        DeadLetter.model_validate_json(o.value)
+        for o in outputs
+        if o.topic == settings.dead_letter_topic
+    ]
+    assert sorted(e.post_id for e in geotagged) == [f"p{i}" for i in range(7) if i != 4]
+    assert letter.reason == "model-error" and letter.input.offset == 104
+    assert "cannot read this post" in letter.detail and letter.payload == payloads[4]
+    metrics = geotagger.metrics.render().decode()
+    assert "contrastgeo_predict_retries_total 3.0" in metrics  # predict_attempts, then bisected
+    assert geotagger.ready
+
+
+def test_when_every_post_fails_the_batch_waits_and_the_worker_turns_unready(settings):
+    """The index down for everyone: the probe fails too, so no post is blamed; the batch is
+    retried until the index answers, and /readyz says not ready meanwhile."""
+    import time
+
+    fast = settings.model_copy(update={"retry_max_s": 0.05, "unready_after_s": 0.3})
+
+    async def go():
+        index = FlakyIndex(fast.open_index(), failures=0)
+        geotagger = Geotagger(fast, index=index)
+        await geotagger.wait_for_model()
+        index.failures = 10**9
+        task = asyncio.create_task(geotagger.process(batch(PAYLOADS[:2])))
+        start = time.monotonic()
+        while geotagger.ready:
+            assert time.monotonic() - start < 30, "never turned unready"
+            await asyncio.sleep(0.05)
+        assert not task.done()  # still retrying: nothing dropped, nothing dead-lettered
+        index.failures = 0
+        outputs = await task
+        geotagger.close()
+        return geotagger, outputs
+
+    geotagger, outputs = asyncio.run(go())
+    assert sorted(o.topic for o in outputs) == [settings.geotagged_topic] * 2
+    assert geotagger.ready  # ready again once a batch goes through

@@ -7,12 +7,32 @@ import json
 
 import pytest
 
-from schemas.events import DeadLetter
+from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from stream.routing import Message, Rules, carried_location, route
 from stream.settings import Settings
 from tests.conftest import shared_data
 
 SETTINGS = Settings()
+
+
+# a well-formed tweet whose city place lies off the globe (centre latitude 97)
+POISONED_PLACE = json.dumps(
+    {
+        "id_str": "666",
+        "text": "a place that is nowhere",
+        "place": {
+            "id": "x",
+            "name": "Nowhere",
+            "full_name": "Nowhere, TN",
+            "place_type": "city",
+            "country_code": "US",
+            "bounding_box": {
+                "type": "Polygon",
+                "coordinates": [[[-90, 96], [-90, 98], [-89, 98], [-89, 97]]],
+            },
+        },
+    }
+).encode()
 
 
 def messages(payloads: list[bytes | None]) -> list[Message]:
@@ -31,21 +51,41 @@ def test_real_tweets_are_split_by_what_they_carry():
     assert not routed.dead_letters and not routed.skipped
     assert len(routed.carried) + len(routed.to_predict) == len(lines)
     # GPS (coordinates) or a city/poi/neighborhood place -> carried; admin places -> model
-    for message, _post, carried in routed.carried:
-        tweet = json.loads(message.value)
+    for carried in routed.carried:
+        tweet = json.loads(carried.message.value)
+        labeled = LabeledPost.model_validate_json(carried.labeled)
+        geotagged = GeotaggedPost.model_validate_json(carried.geotagged)
+        assert carried.key == tweet["id_str"].encode() == geotagged.post_id.encode()
+        assert labeled.post.id == tweet["id_str"] and labeled.source == carried.source
         if tweet.get("coordinates"):
-            assert carried.source == "gps"
+            assert carried.source == "gps" == geotagged.source
             lon, lat = tweet["coordinates"]["coordinates"]
-            assert (carried.location.lat, carried.location.lon) == (lat, lon)
+            assert (geotagged.location.lat, geotagged.location.lon) == (lat, lon)
         else:
-            assert carried.source == "place"
+            assert carried.source == "place" == geotagged.source
             assert tweet["place"]["place_type"] in ("city", "poi", "neighborhood")
-            assert carried.location.name == tweet["place"]["name"]
+            assert geotagged.location.name == tweet["place"]["name"]
     for message, _post in routed.to_predict:
         tweet = json.loads(message.value)
         assert not tweet.get("coordinates")
         assert (tweet.get("place") or {}).get("place_type") not in ("city", "poi", "neighborhood")
     assert len(routed.carried) > 100 and len(routed.to_predict) > 1000  # both routes used
+
+
+def test_one_bad_post_is_its_own_outcome_and_its_neighbours_go_on():
+    good = [json.dumps({"id": f"p{i}", "text": "hello"}).encode() for i in range(16)]
+    routed = do_route([*good[:8], POISONED_PLACE, *good[8:]])
+    assert [d.input.offset for d in routed.dead_letters] == [8]
+    assert [m.offset for m, _ in routed.to_predict] == [*range(8), *range(9, 17)]
+
+
+def test_a_lone_surrogate_is_repaired_not_fatal():
+    # JSON may spell half a surrogate pair; it could not be encoded into the events
+    gps = b'{"id_str": "1", "text": "a \\ud83d b", "user": {"location": "\\udfff"}, '
+    gps += b'"coordinates": {"coordinates": [-90.05, 35.15]}}'
+    (carried,) = do_route([gps]).carried
+    labeled = LabeledPost.model_validate_json(carried.labeled)
+    assert labeled.post.text == "a \ufffd b" and labeled.post.user_location == "\ufffd"
 
 
 @pytest.mark.parametrize(
@@ -60,6 +100,17 @@ def test_real_tweets_are_split_by_what_they_carry():
         (b'{"id": "", "text": "x"}', "missing-id"),
         (b'{"id_str": "1", "user": "not an object", "text": "x"}', "wrong-type"),
         (None, "empty"),
+        (POISONED_PLACE, "invalid-place"),
+        (POISONED_PLACE.replace(b"97", b"NaN"), "invalid-place"),
+        (POISONED_PLACE.replace(b"97", b"1e999"), "invalid-place"),
+        (
+            b'{"id_str": "1", "text": "x", "coordinates": {"coordinates": [200, 95]}}',
+            "invalid-coordinates",
+        ),
+        (
+            b'{"id_str": "1", "text": "x", "coordinates": {"coordinates": [1]}}',
+            "invalid-coordinates",
+        ),
         (b"[" * 100_000 + b"]" * 100_000, "too-large"),
     ],
 )
