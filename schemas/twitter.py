@@ -110,6 +110,16 @@ def _object(obj: dict[str, Any], key: str) -> dict[str, Any] | None:
     return value
 
 
+def _objects(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """A list of objects (v2's ``includes``); anything else in it is ignored."""
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidPost("wrong-type", f"{key} is {type(value).__name__}")
+    return [item for item in value if isinstance(item, dict)]
+
+
 def _source(value: str) -> str:
     """'<a href="...">Twitter for iPhone</a>' -> 'Twitter for iPhone'."""
     return html.unescape(_TAG.sub("", value)).strip()
@@ -142,13 +152,14 @@ def _point(geo: dict[str, Any] | None) -> Coordinates | None:
 
 
 def _bbox_from_polygon(polygon: Any) -> tuple[float, float, float, float] | None:
+    """The box around a GeoJSON polygon's outer ring; None when there is no usable ring."""
     try:
         ring = polygon["coordinates"][0]
         lons = [float(p[0]) for p in ring]
         lats = [float(p[1]) for p in ring]
+        return min(lons), min(lats), max(lons), max(lats)
     except (KeyError, IndexError, TypeError, ValueError):
         return None
-    return min(lons), min(lats), max(lons), max(lats)
 
 
 def _bbox_from_list(bbox: Any) -> tuple[float, float, float, float] | None:
@@ -217,13 +228,13 @@ def post_from_v2(payload: dict[str, Any]) -> Post:
     if data is None:
         raise InvalidPost("invalid-field", "data")
     includes = _object(payload, "includes") or {}
-    users = {str(u.get("id")): u for u in includes.get("users") or [] if isinstance(u, dict)}
-    places = {str(p.get("id")): p for p in includes.get("places") or [] if isinstance(p, dict)}
-    tweets = {str(t.get("id")): t for t in includes.get("tweets") or [] if isinstance(t, dict)}
+    users = {str(u.get("id")): u for u in _objects(includes, "users")}
+    places = {str(p.get("id")): p for p in _objects(includes, "places")}
+    tweets = {str(t.get("id")): t for t in _objects(includes, "tweets")}
     content = data
-    for ref in data.get("referenced_tweets") or []:
-        if isinstance(ref, dict) and ref.get("type") == "retweeted" and ref.get("id") in tweets:
-            content = tweets[ref["id"]]
+    for ref in _objects(data, "referenced_tweets"):
+        if ref.get("type") == "retweeted" and str(ref.get("id")) in tweets:
+            content = tweets[str(ref["id"])]
     note = _object(content, "note_tweet")
     text = _str(note, "text") if note and note.get("text") else None
     if text is None:
@@ -245,6 +256,6 @@ def post_from_v2(payload: dict[str, Any]) -> Post:
         user_description=_str(user, "description"),
         source=_str(data, "source"),
         is_retweet=content is not data,
-        coordinates=_point(geo.get("coordinates")),
+        coordinates=_point(_object(geo, "coordinates")),
         place=_place(place, _bbox_from_list(bbox)) if place else None,
     )

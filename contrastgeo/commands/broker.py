@@ -1,6 +1,9 @@
-"""``contrastgeo broker``: run the embedded Kafka-protocol broker (tansu, in memory) on
-loopback until interrupted, with the service's topics created. For development only:
-nothing it holds survives a restart."""
+"""``contrastgeo broker``: run the embedded Kafka-protocol broker (tansu) on loopback until
+interrupted, with the service's topics created. For development: in memory by default
+(nothing survives a restart); ``--storage s3://BUCKET/`` keeps topics, records and committed
+offsets in an S3 bucket (endpoint and credentials from ``AWS_ENDPOINT``,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``; ``AWS_ALLOW_HTTP=true``
+for a plain-HTTP endpoint)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,11 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=9092, help="default 9092 (0 = any free)")
+    parser.add_argument(
+        "--storage",
+        default="memory://tansu/",
+        help="tansu storage engine: memory://tansu/ (default) or s3://BUCKET/ (durable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -17,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from stream.broker import EmbeddedBroker, ensure_topics_sync
     from stream.settings import Settings
 
-    with EmbeddedBroker(args.port) as broker:
+    with EmbeddedBroker(args.port, storage=args.storage) as broker:
         settings = Settings(broker=broker.url)
         ensure_topics_sync(settings)
         print(f"broker listening on {broker.url}; export CONTRASTGEO_BROKER={broker.url}")

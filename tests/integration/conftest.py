@@ -6,14 +6,54 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import subprocess
 import threading
 import time
 from pathlib import Path
 
-from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
+from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port, wait_for_port
 from stream.settings import Settings
 
 _names = itertools.count()
+
+
+class LocalS3:
+    """A local S3 server (moto) with one bucket: durable storage for a broker that is
+    killed and restarted while the server lives on. ``env`` is what tansu needs."""
+
+    def __init__(self, log_file: Path, bucket: str = "tansu"):
+        self.port, self.bucket, self.log_file = free_port(), bucket, log_file
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT": f"http://127.0.0.1:{self.port}",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def __enter__(self) -> LocalS3:
+        import sys
+        import urllib.request
+
+        out = open(self.log_file, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port("127.0.0.1", self.port, timeout=60)
+        url = f"http://127.0.0.1:{self.port}/{self.bucket}"
+        urllib.request.urlopen(urllib.request.Request(url, method="PUT"), timeout=10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
 
 
 def stream_settings(broker: EmbeddedBroker, tmp_path: Path, **overrides) -> Settings:

@@ -1,6 +1,7 @@
 """Bad input, generated: every input lands in exactly one place (dead letter with a reason,
-skipped control notice, or a valid post), nothing raises. Over 10,000 generated inputs
-(hypothesis) plus a corpus of mutated real tweets."""
+skipped control notice, or a valid post with its events), nothing raises. Over 12,500
+generated inputs (hypothesis: random bytes, JSON, tweet-shaped objects, well-formed v1.1/v2
+tweets with odd values in every nested field) plus a corpus of mutated real tweets."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.events import DeadLetter
+from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from schemas.posts import Post
 from stream.routing import Message, Rules, route
 from stream.settings import Settings
 from tests.conftest import real_tweets
+from tests.reliability import wellformed
 from tests.reliability.nasty import corpus
 
 S = Settings()
@@ -46,13 +48,13 @@ KEYS = [
 tweetish = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), json_values, max_size=8)
 
 
-def check(payloads: list[bytes | None]) -> None:
+def check(payloads: list[bytes | None]):
     messages = [Message("posts", 0, i, None, p) for i, p in enumerate(payloads)]
     routed = route(messages, Rules.of(S))
     placed = (
         [d.input.offset for d in routed.dead_letters]
         + [m.offset for m, _ in routed.skipped]
-        + [m.offset for m, _, _ in routed.carried]
+        + [c.message.offset for c in routed.carried]
         + [m.offset for m, _ in routed.to_predict]
     )
     assert sorted(placed) == list(range(len(payloads)))  # each exactly once
@@ -63,6 +65,12 @@ def check(payloads: list[bytes | None]) -> None:
         assert DeadLetter.model_validate_json(letter.to_bytes()) == letter
     for _, post in routed.to_predict:
         assert isinstance(post, Post) and post.id
+        assert Post.model_validate_json(post.model_dump_json()) == post  # encodable
+    for carried in routed.carried:
+        labeled = LabeledPost.model_validate_json(carried.labeled)
+        geotagged = GeotaggedPost.model_validate_json(carried.geotagged)
+        assert carried.key == labeled.post.id.encode() == geotagged.post_id.encode()
+    return routed
 
 
 @FUZZ
@@ -87,6 +95,22 @@ def test_tweet_shaped_objects(obj):
 @given(st.text(max_size=300), st.sampled_from(["utf-8", "utf-16", "latin-1"]))
 def test_random_text_in_any_encoding(text, encoding):
     check([text.encode(encoding, "replace")])
+
+
+@FUZZ
+@given(st.integers(0, 2**64))
+def test_well_formed_tweets_with_odd_values(seed):
+    check(wellformed.payloads(2, seed))  # st.randoms() would shrink, but 50x slower
+
+
+def test_well_formed_tweets_reach_every_route():
+    """The generator is no parser test only: its tweets are carried (GPS, place), sent to
+    the model and dead-lettered for their places and coordinates, all in one batch."""
+    routed = check(wellformed.payloads(3000))
+    reasons = {d.reason for d in routed.dead_letters}
+    assert {"invalid-place", "invalid-coordinates", "wrong-type"} <= reasons
+    assert {c.source for c in routed.carried} == {"gps", "place"}
+    assert len(routed.to_predict) > 300 and len(routed.carried) > 300
 
 
 def test_mutated_real_tweets_are_dead_lettered_and_valid_ones_kept():

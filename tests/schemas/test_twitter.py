@@ -142,8 +142,13 @@ def test_minimal_form():
         (b'{"id_str": "1", "text": "x", "user": "bob"}', "wrong-type"),
         (
             b'{"id_str": "1", "text": "x", "coordinates": {"coordinates": [500, 1]}}',
-            "invalid-field",
+            "invalid-coordinates",
         ),
+        (
+            b'{"data": {"id": "1", "text": "x", "geo": {"coordinates": "here"}}}',
+            "wrong-type",
+        ),
+        (b'{"data": {"id": "1", "text": "x"}, "includes": {"users": 3}}', "wrong-type"),
         (b'{"data": {"id": "1"}}', "missing-text"),
     ],
 )
@@ -151,6 +156,22 @@ def test_bad_payloads_name_their_reason(raw, reason):
     with pytest.raises(InvalidPost) as err:
         parse_post(raw)
     assert err.value.reason == reason
+
+
+def test_place_boxes_off_the_globe_are_refused_and_the_antimeridian_is_not():
+    def v2_place(bbox):
+        return {
+            "data": {"id": "1", "text": "x", "geo": {"place_id": "p"}},
+            "includes": {"places": [{"id": "p", "name": "P", "geo": {"bbox": bbox}}]},
+        }
+
+    for bbox in ([-90, 96, -89, 98], [-90, 35, -89, float("nan")], [-190, 35, -189, 36]):
+        with pytest.raises(InvalidPost) as err:
+            parse_post(v2_place(bbox))
+        assert err.value.reason == "invalid-place"
+    fiji = parse_post(v2_place([177.0, -19.0, -179.0, -16.0])).place  # west > east
+    lat, lon = fiji.centroid
+    assert lat == -17.5 and lon == 179.0
 
 
 @pytest.mark.parametrize("notice", ['{"delete": {"status": {"id": 1}}}', '{"limit": {"track": 5}}'])
