@@ -60,7 +60,7 @@ def stream_settings(broker: EmbeddedBroker, tmp_path: Path, **overrides) -> Sett
     """Settings of a worker with its own topics and group (tests share the broker), short
     group timeouts and small batches; topics created."""
     n = f"t{next(_names)}"
-    settings = Settings(
+    fields = dict(
         broker=broker.url,
         input_topic=f"{n}.posts",
         geotagged_topic=f"{n}.geotagged",
@@ -76,10 +76,35 @@ def stream_settings(broker: EmbeddedBroker, tmp_path: Path, **overrides) -> Sett
         take_within_s=0.2,
         web_port=free_port(),
         data_dir=tmp_path / "worker",
-        **overrides,
     )
+    settings = Settings(**{**fields, **overrides})
     ensure_topics_sync(settings)
     return settings
+
+
+def committed_offsets(settings: Settings) -> dict[int, int]:
+    """The workers' group's committed offset per input partition (absent: none yet). Read
+    with the group's id but no subscription, so the group is not joined."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> dict[int, int]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers(),
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(settings.input_topic) or set()
+            committed = {
+                p: await consumer.committed(TopicPartition(settings.input_topic, p))
+                for p in sorted(partitions)
+            }
+        finally:
+            await consumer.stop()
+        return {p: offset for p, offset in committed.items() if offset is not None}
+
+    return asyncio.run(read())
 
 
 class Outputs:
@@ -89,7 +114,7 @@ class Outputs:
         self.settings = settings
         self.records: dict[str, list] = {}
 
-    async def _read(self, until, timeout: float, alive) -> None:
+    async def _read(self, until, timeout: float, alive, at_least: float) -> None:
         from aiokafka import AIOKafkaConsumer
 
         s = self.settings
@@ -102,9 +127,10 @@ class Outputs:
         )
         self.records = {t: [] for t in topics}
         await consumer.start()
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         try:
-            while not until(self):
+            while not until(self) or time.monotonic() - start < at_least:
                 if time.monotonic() > deadline:
                     raise TimeoutError(
                         f"outputs so far: { {t: len(r) for t, r in self.records.items()} }"
@@ -117,8 +143,10 @@ class Outputs:
         finally:
             await consumer.stop()
 
-    def wait(self, until, timeout: float = 120, alive=None) -> Outputs:
-        asyncio.run(self._read(until, timeout, alive))
+    def wait(self, until, timeout: float = 120, alive=None, at_least: float = 0.0) -> Outputs:
+        """Read until ``until(self)`` holds and, when ``at_least`` > 0, for that many
+        seconds at least (to see that something is *not* published)."""
+        asyncio.run(self._read(until, timeout, alive, at_least))
         return self
 
     def events(self, topic: str) -> list[dict]:
@@ -160,12 +188,16 @@ def wait_for(condition, what: str, timeout: float = 60, alive=None, every: float
 
 
 def worker_http(settings: Settings, path: str) -> str:
-    """A worker endpoint's body (``/readyz``, ``/metrics``), or "" while it does not answer."""
+    """A worker endpoint's body (``/readyz``, ``/metrics``), a 503's included, or "" while
+    it does not answer."""
+    import urllib.error
     import urllib.request
 
     url = f"http://{settings.web_host}:{settings.web_port}{path}"
     try:
         return urllib.request.urlopen(url, timeout=2).read().decode()
+    except urllib.error.HTTPError as error:
+        return error.read().decode()
     except OSError:
         return ""
 

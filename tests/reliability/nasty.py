@@ -14,6 +14,27 @@ CONTROL_NOTICES = [
 ]
 
 
+# A well-formed tweet whose city place lies off the globe (box centre latitude 97): it once
+# made route() raise, and the worker lose its whole batch
+POISONED_PLACE = json.dumps(
+    {
+        "id_str": "666",
+        "text": "a place that is nowhere",
+        "place": {
+            "id": "x",
+            "name": "Nowhere",
+            "full_name": "Nowhere, TN",
+            "place_type": "city",
+            "country_code": "US",
+            "bounding_box": {
+                "type": "Polygon",
+                "coordinates": [[[-90, 96], [-90, 98], [-89, 98], [-89, 97]]],
+            },
+        },
+    }
+).encode()
+
+
 def mutations(tweet: bytes, rng: random.Random) -> list[bytes]:
     """Broken variants of one real tweet (each must be dead-lettered)."""
     obj = json.loads(tweet)

@@ -11,28 +11,9 @@ from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from stream.routing import Message, Rules, carried_location, route
 from stream.settings import Settings
 from tests.conftest import shared_data
+from tests.reliability.nasty import POISONED_PLACE
 
 SETTINGS = Settings()
-
-
-# a well-formed tweet whose city place lies off the globe (centre latitude 97)
-POISONED_PLACE = json.dumps(
-    {
-        "id_str": "666",
-        "text": "a place that is nowhere",
-        "place": {
-            "id": "x",
-            "name": "Nowhere",
-            "full_name": "Nowhere, TN",
-            "place_type": "city",
-            "country_code": "US",
-            "bounding_box": {
-                "type": "Polygon",
-                "coordinates": [[[-90, 96], [-90, 98], [-89, 98], [-89, 97]]],
-            },
-        },
-    }
-).encode()
 
 
 def messages(payloads: list[bytes | None]) -> list[Message]:
