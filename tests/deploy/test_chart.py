@@ -24,7 +24,11 @@ from trainer.refit import RefitSettings  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "contrastgeo"
 KUBERNETES = "1.30.0"
-CRDS = {("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 
 VALUE_SETS = {
     "default": {},
@@ -33,6 +37,7 @@ VALUE_SETS = {
         "keda": {"enabled": True, "authenticationRef": "kafka-auth"},
         "serviceMonitor": {"enabled": True},
     },
+    "alerts": {"serviceMonitor": {"enabled": True}, "alerts": {"enabled": True}},
     "external-secrets": {
         "config": {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512"},
         "kafka": {"sasl": {"existingSecret": "kafka-user"}},
@@ -175,6 +180,29 @@ def test_variants_render_what_they_promise():
         if "persistentVolumeClaim" in v
     ]
     assert "models" in claims
+
+
+def test_alert_rules_watch_metrics_the_worker_exports():
+    from stream.metrics import Metrics
+
+    assert "PrometheusRule" not in {d["kind"] for d in render({})}  # off by default
+    values = {**VALUE_SETS["alerts"], "config": {"group_id": "geo-g", "input_topic": "tweets"}}
+    (rule,) = [d for d in render(values) if d["kind"] == "PrometheusRule"]
+    rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(rules) == {
+        "ContrastGeoConsumerLagGrowing",
+        "ContrastGeoRetrying",
+        "ContrastGeoDeadLetters",
+        "ContrastGeoWorkerNotReady",
+    }
+    lag = rules["ContrastGeoConsumerLagGrowing"]["expr"]
+    assert 'consumergroup="geo-g"' in lag and 'topic="tweets"' in lag
+    exported = {
+        m.name + ("_total" if m.type == "counter" else "") for m in Metrics().registry.collect()
+    }
+    used = {m for r in rules.values() for m in re.findall(r"contrastgeo_\w+", r["expr"])}
+    assert used and used <= exported, used - exported
+    assert all(r["expr"].count("(") == r["expr"].count(")") for r in rules.values())
 
 
 def test_no_secret_value_can_enter_the_chart():
