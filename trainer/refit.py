@@ -8,8 +8,11 @@ atomic step, and everything before it is written under names nothing serves yet)
 2. **select**: snap every stored post to the GeoNames catalogue; *refit locations* are the
    new ones (not among the served model's locations) and the sparse ones (fewer than
    ``refit_sparse_below`` stored labels); each gets up to ``refit_max_shots`` training
-   posts, and a held-out fraction for the gate. Other locations contribute a small replay
-   sample to training (so that they do not regress) and their held-out posts to the gate;
+   posts. The gate's posts are those of held-out *users* (a stable hash of the user id puts
+   about ``refit_holdout`` of all users there, the same ones in every run), so the
+   candidate is never judged on a user it trained on; duplicate texts and bots are dropped
+   first, as the benchmark does. Other locations contribute a small replay sample to
+   training (so that they do not regress) and their held-out posts to the gate;
 3. **train**: warm-start from the served model's PyTorch checkpoint, candidate locations =
    the served ones + the new ones, TLC + TLM with hard negatives, a fixed number of epochs;
 4. **gate**: the served model (new locations as prompt-only candidates, as the workers
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import json
 import math
 import time
@@ -64,7 +68,7 @@ class RefitSettings(Settings):
     refit_sparse_below: int = Field(16, ge=1, description="Fewer stored labels = sparse.")
     refit_min_labels: int = Field(2, ge=2, description="Labels a location needs to be refit.")
     refit_max_shots: int = Field(16, ge=1, description="Training posts per refit location.")
-    refit_holdout: float = Field(0.25, gt=0, lt=1, description="Held-out share per location.")
+    refit_holdout: float = Field(0.25, gt=0, lt=1, description="Share of users held out.")
     refit_replay_per_location: int = Field(2, ge=0)
     refit_epochs: int = Field(5, ge=1)
     refit_batch_size: int = Field(32, ge=1)
@@ -119,12 +123,42 @@ class RefitData:
     counts: dict[str, int]
 
 
+def held_out_user(post: Any, share: float) -> bool:
+    """Whether the post's author is one of the gate's users: a hash of the user id (of the
+    post id when there is none), the same in every run and on every machine."""
+    author = post.user_id or f"post:{post.id}"
+    digest = hashlib.sha256(author.encode("utf-8", "replace")).digest()
+    return int.from_bytes(digest[:8], "big") < share * 2**64
+
+
+def clean(posts: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
+    """Posts without bots (``trainer.data.fewshot``'s rules) and repeated texts (the first
+    in store order is kept), and how many of each were dropped."""
+    from trainer.data.fewshot import bot_reasons, normalized_text
+    from trainer.data.readers import Record
+
+    bots = bot_reasons([Record(p) for p in posts])
+    kept, seen, dropped = [], set(), {"dropped_bot_posts": 0, "dropped_duplicate_texts": 0}
+    for post, bot in zip(posts, bots, strict=True):
+        text = normalized_text(post.text)
+        if bot:
+            dropped["dropped_bot_posts"] += 1
+        elif text in seen:
+            dropped["dropped_duplicate_texts"] += 1
+        else:
+            seen.add(text)
+            kept.append(post)
+    return kept, dropped
+
+
 def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -> RefitData:
     """Label stored posts with the catalogue and choose what to train and hold out."""
     from trainer.data.catalogue import build_catalogue, catalogue_of, label_records
     from trainer.data.readers import Record
     from trainer.train import Example
 
+    stored = len(posts)
+    posts, dropped = clean(posts)
     # Each post snaps to its GeoNames place; a place that is a served location (same id, or
     # same name within the radius when the served ids come from elsewhere) is that one.
     # Posts GeoNames cannot place fall back to the nearest served location in the radius.
@@ -164,15 +198,14 @@ def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -
     train, holdout = [], []
     for location_id in sorted(by_location):
         items = by_location[location_id]
-        if len(items) < 2:
-            continue  # nothing to hold out; it keeps its prompt-only prototype
-        n_hold = max(1, math.floor(s.refit_holdout * len(items)))
-        held, rest = items[:n_hold], items[n_hold:]  # store order: a stable split across runs
+        held = [p for p in items if held_out_user(p, s.refit_holdout)]
+        rest = [p for p in items if not held_out_user(p, s.refit_holdout)]
         holdout += [Example(p, index[location_id]) for p in held]
         keep = s.refit_max_shots if location_id in refit_ids else s.refit_replay_per_location
         train += [Example(p, index[location_id]) for p in rest[:keep]]
     counts = {
-        "stored_posts": len(posts),
+        "stored_posts": stored,
+        **dropped,
         "labeled_posts": sum(len(v) for v in by_location.values()),
         "served_locations": len(served),
         "new_locations": len(new),

@@ -31,9 +31,9 @@ NEW = {"Little Rock": (34.74648, -92.28959), "Knoxville": (35.96064, -83.92074)}
 MEMPHIS = (35.14953, -90.04898)
 
 
-def labeled(post_id: str, text: str, lat: float, lon: float) -> LabeledPost:
+def labeled(post_id: str, text: str, lat: float, lon: float, user: str = "") -> LabeledPost:
     return LabeledPost(
-        post=Post(id=post_id, text=text, coordinates=Coordinates(lat=lat, lon=lon)),
+        post=Post(id=post_id, text=text, user_id=user, coordinates=Coordinates(lat=lat, lon=lon)),
         source="gps",
         lat=lat,
         lon=lon,
@@ -43,10 +43,13 @@ def labeled(post_id: str, text: str, lat: float, lon: float) -> LabeledPost:
 
 
 def label_events(per_city: int = 8) -> list[LabeledPost]:
+    """``per_city`` posts in each city, two per user."""
     events = []
     for city, (lat, lon) in {**NEW, "Memphis": MEMPHIS}.items():
         for n in range(per_city):
-            events.append(labeled(f"{city[:3]}-{n:02d}", f"{city.lower()} post {n}", lat, lon))
+            user = f"{city[:3]}-user{n // 2}"
+            text = f"{city.lower()} post {n}"
+            events.append(labeled(f"{city[:3]}-{n:02d}", text, lat, lon, user))
     return events
 
 
@@ -62,22 +65,35 @@ def test_the_label_store_keeps_each_post_once_and_durably(tmp_path):
     reopened.close()
 
 
-def test_select_finds_new_and_sparse_locations_and_holds_posts_out(tiny_store):
+def test_select_finds_new_and_sparse_locations_and_holds_users_out(tiny_store):
+    import random
+
     from tests.conftest import LOCATIONS
 
     settings = RefitSettings(
-        refit_countries=("US",), refit_sparse_below=5, refit_replay_per_location=1
+        refit_countries=("US",), refit_sparse_below=30, refit_replay_per_location=1
     )
-    posts = [e.post for e in label_events(8)]
-    data = select(posts, LOCATIONS, settings)
+    posts = [e.post for e in label_events(40)]
+    repeated = posts[0].model_copy(update={"id": "again", "user_id": "someone-else"})
+    data = select([*posts, repeated], LOCATIONS, settings)
     names = [loc.name for loc in data.locations]
     assert names[: len(LOCATIONS)] == [loc.name for loc in LOCATIONS]
     assert sorted(names[len(LOCATIONS) :]) == sorted(NEW)  # new candidates after the served
     refit_names = sorted(data.locations[i].name for i in data.refit)
-    assert refit_names == sorted(NEW)  # Memphis has 8 >= 5 labels: not sparse
-    assert data.counts["holdout_posts"] == 3 * 2 and data.counts["train_posts"] == 2 * 6 + 1
-    held = {id(ex.post) for ex in data.holdout}
-    assert not any(id(ex.post) in held for ex in data.train)  # no post on both sides
+    assert refit_names == sorted(NEW)  # Memphis has 40 >= 30 labels: not sparse
+    assert data.counts["dropped_duplicate_texts"] == 1
+    # no user on both sides; the gate holds about refit_holdout of the users
+    train_users = {ex.post.user_id for ex in data.train}
+    held_users = {ex.post.user_id for ex in data.holdout}
+    assert held_users and train_users and not train_users & held_users
+    every_user = {p.user_id for p in posts}
+    assert 0.1 < len(held_users) / len(every_user) < 0.45
+    assert all(ex.post.user_id in held_users for ex in data.holdout)
+    assert len(data.holdout) == 2 * len(held_users)  # all their posts
+    # the same users are held out whatever the order the store returns the posts in
+    shuffled = random.Random(0).sample(posts, len(posts))
+    again = select(shuffled, LOCATIONS, settings)
+    assert {ex.post.id for ex in again.holdout} == {ex.post.id for ex in data.holdout}
 
 
 def test_the_gate():
