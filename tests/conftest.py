@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import string
 from pathlib import Path
 
@@ -23,10 +24,14 @@ LOCATIONS = [
 
 
 def shared_data(*parts: str) -> Path:
-    """Path under ../shared/data; skips the test cleanly when the data is absent."""
+    """Path under ../shared/data; skips the test cleanly when the data is absent, except in
+    CI (``CI`` set), where the data must be there and its absence fails the test."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real data not available: {path} (present in CI beside the checkout)")
+        message = f"real data not available: {path} (present in CI beside the checkout)"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"CI is set and {message}", pytrace=False)
+        pytest.skip(message)
     return path
 
 

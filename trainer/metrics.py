@@ -89,7 +89,9 @@ def coverage_curve(
 ) -> list[dict[str, float]]:
     """Accuracy when answering only the most confident fraction of posts, and the score
     threshold that gives that coverage: the table to choose an abstention threshold from
-    (calibrate on dev data, apply as ``abstain_below`` at serving time)."""
+    (calibrate on dev data, apply as ``abstain_below`` at serving time). Each row reports
+    what its threshold does: posts tied with the last one answered count as answered, so
+    ``coverage`` may exceed the fraction asked for."""
     confidence, correct = np.asarray(confidence, float), np.asarray(correct, bool)
     if len(confidence) == 0:
         raise ValueError("no posts to calibrate on")
@@ -97,11 +99,14 @@ def coverage_curve(
     rows = []
     for coverage in coverages:
         m = max(1, math.ceil(coverage * len(order)))
+        threshold = confidence[order[m - 1]]
+        # what the threshold does: posts tied with the m-th are answered too
+        answered = confidence >= threshold
         rows.append(
             {
-                "coverage": m / len(order),
-                "threshold": float(confidence[order[m - 1]]),
-                "accuracy": float(correct[order[:m]].mean()),
+                "coverage": float(answered.mean()),
+                "threshold": float(threshold),
+                "accuracy": float(correct[answered].mean()),
             }
         )
     return rows

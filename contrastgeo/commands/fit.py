@@ -2,7 +2,8 @@
 
 The few-shot protocol draws ``--shots`` posts per location (user-disjoint where the data has
 users); dev posts drive early stopping and the held-out test posts are scored. The model
-folder gets ``locations.jsonl`` (its candidate locations) and ``metrics.json``.
+folder gets ``locations.jsonl`` (its candidate locations) and ``metrics.json``, whose
+``dev_calibration`` table is computed on the score the workers serve.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contrastgeo.calibration import served_calibration
     from model import ContrastGeo
     from model.prompts import save_locations
-    from trainer.metrics import coverage_curve, geolocation_metrics
+    from trainer.metrics import geolocation_metrics
     from trainer.train import fit
 
     model_config, train_config = model_and_train_config(args, seed=args.seed)
@@ -57,9 +59,13 @@ def run(args: argparse.Namespace) -> int:
         split.lon,
         ranking.scores[:, 0].exp().numpy(),
     )
-    dev = model.predict([task.records[i].post for i in split.dev], split.locations)
-    dev_correct = dev.indices[:, 0].numpy() == split.gold(split.dev)
-    calibration = coverage_curve(dev.scores[:, 0].exp().numpy(), dev_correct)
+    # the abstention table on the workers' own score (exported graphs, top-k softmax)
+    calibration = served_calibration(
+        model,
+        split.locations,
+        [task.records[i].post for i in split.dev],
+        split.gold(split.dev),
+    )
     model.save(args.out)
     save_locations(args.out / "locations.jsonl", split.locations)
     summary = {
@@ -70,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         "train_seconds": result.seconds,
         "best_epoch": result.best_epoch,
         "test": metrics,
-        # choose CONTRASTGEO_ABSTAIN_BELOW from this: accuracy at each coverage on dev
+        # choose CONTRASTGEO_ABSTAIN_BELOW from this: accuracy at each coverage on dev, on
+        # the score a worker serves (contrastgeo/calibration.py)
         "dev_calibration": calibration,
     }
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
