@@ -230,8 +230,9 @@ def test_a_corrupt_model_is_refused_and_the_old_one_keeps_serving(broker, served
 @pytest.mark.slow
 def test_an_unavailable_index_pauses_the_worker_and_nothing_is_lost(broker, served, tmp_path):
     """The served collection is missing when posts arrive (the index is down): the worker
-    retries with backoff, publishes no geotagged event and no dead letter for a valid post,
-    commits nothing; once the collection is back it resumes and every post comes out once."""
+    retries with backoff, blames no post, publishes and commits nothing, and turns unready;
+    stopped meanwhile, it commits nothing either; its replacement resumes once the
+    collection is back, and every input comes out once."""
     import os
 
     from stream.index import EdgeIndex, version_of
@@ -265,6 +266,10 @@ def test_an_unavailable_index_pauses_the_worker_and_nothing_is_lost(broker, serv
         during = Outputs(settings).wait(lambda o: True, at_least=3.0)
         assert not any(during.records.values()), {t: len(r) for t, r in during.records.items()}
         assert committed_offsets(settings) == {}
+        # stopped (SIGTERM) with the batch in hand: it leaves it uncommitted
+        assert stop_worker(worker) == 0
+        assert committed_offsets(settings) == {}
+        worker = start_worker(settings, tmp_path / "worker.log")
         # the index comes back: the collection appears whole (built aside, then renamed in)
         aside = EdgeIndex(tmp_path / "aside")
         index_version(
