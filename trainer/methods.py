@@ -12,8 +12,12 @@ Baselines:
                       candidate whose state also appears, then the longest name, then the
                       most populous. No match = no answer
     zero-shot         frozen encoder, nearest location prompt (template-averaged)
+    zero-shot+tfidf   zero-shot log-probabilities + λ x TF-IDF log-probabilities, λ (and
+                      TF-IDF's C) chosen on dev: a cheap hybrid that ContrastGeo must beat
     prototype         frozen encoder, nearest centroid of (prompt + k support embeddings)
-    finetune-softmax  the same encoder + a linear layer, fine-tuned with cross-entropy
+    finetune-softmax  the same encoder + a linear layer initialised from the location
+                      prompts' embeddings (so step 0 is zero-shot), fine-tuned with
+                      cross-entropy on the same step budget and dev selection as ContrastGeo
     carmen            Dredze et al. 2013 on the tweet with its place and coordinates hidden;
                       a city answer maps to the nearest candidate within the labeling radius,
                       anything else is no answer
@@ -52,6 +56,7 @@ class Predictions:
     ranked: np.ndarray  # (n, <=TOP) candidate indices, best first; NO_ANSWER = abstain
     confidence: np.ndarray  # (n,) higher = more confident
     train_seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)  # what the run chose (step, α, w ...)
 
 
 @dataclass
@@ -132,7 +137,9 @@ def prototype(run: Run) -> Predictions:
 
 
 # --------------------------------------------------------------------------- TF-IDF
-def tfidf_lr(run: Run) -> Predictions:
+def _tfidf_logprobs(run: Run) -> tuple[np.ndarray, np.ndarray, float, dict[str, Any]]:
+    """TF-IDF (word 1-2 + char 2-5 grams) + logistic regression, C picked on dev Acc@1:
+    (dev, test) log-probabilities over every candidate, training seconds, the chosen C."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
@@ -140,7 +147,7 @@ def tfidf_lr(run: Run) -> Predictions:
     start = time.perf_counter()
     x_train, y_train = run.split.texts(run.train), run.split.gold(run.train)
     x_dev, y_dev = run.split.texts(run.split.dev), run.split.gold(run.split.dev)
-    best, best_acc = None, -1.0
+    best, best_acc, best_c = None, -1.0, None
     for c in (0.1, 1.0, 10.0, 100.0):
         pipe = make_pipeline(
             make_union(
@@ -155,11 +162,43 @@ def tfidf_lr(run: Run) -> Predictions:
             pipe.fit(x_train, y_train)
         acc = float((pipe.predict(x_dev) == y_dev).mean())
         if acc > best_acc:
-            best, best_acc = pipe, acc
+            best, best_acc, best_c = pipe, acc, c
     seconds = time.perf_counter() - start
-    probs = np.zeros((len(run.split.test), len(run.split.locations)))
-    probs[:, best.classes_] = best.predict_proba(run.split.texts(run.split.test))
-    return Predictions(*from_scores(np.log(probs + 1e-12)), seconds)
+
+    def logprobs(texts: list[str]) -> np.ndarray:
+        probs = np.zeros((len(texts), len(run.split.locations)))
+        probs[:, best.classes_] = best.predict_proba(texts)
+        return np.log(probs + 1e-12)
+
+    return logprobs(x_dev), logprobs(run.split.texts(run.split.test)), seconds, {"C": best_c}
+
+
+def tfidf_lr(run: Run) -> Predictions:
+    _, test, seconds, info = _tfidf_logprobs(run)
+    return Predictions(*from_scores(test), seconds, info)
+
+
+HYBRID_WEIGHTS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def zero_shot_tfidf(run: Run) -> Predictions:
+    """log p_zero-shot + λ log p_TF-IDF, λ from ``HYBRID_WEIGHTS`` by dev Acc@1 (ties: the
+    smaller λ)."""
+    dev_tfidf, test_tfidf, seconds, info = _tfidf_logprobs(run)
+    split, scale = run.split, float(run.frozen.model.scale().detach())
+    locations = run.frozen.locations(split)
+
+    def zero_shot_logprobs(records: Sequence[int]) -> np.ndarray:
+        scores = scale * run.frozen.posts(split, records) @ locations.T
+        return torch.log_softmax(scores, dim=1).numpy()
+
+    dev_zs, gold_dev = zero_shot_logprobs(split.dev), split.gold(split.dev)
+    accuracy = {
+        w: float(((dev_zs + w * dev_tfidf).argmax(1) == gold_dev).mean()) for w in HYBRID_WEIGHTS
+    }
+    weight = max(HYBRID_WEIGHTS, key=lambda w: (accuracy[w], -w))
+    scores = zero_shot_logprobs(split.test) + weight * test_tfidf
+    return Predictions(*from_scores(scores), seconds, {**info, "tfidf_weight": weight})
 
 
 # ------------------------------------------------------------------------ gazetteer
@@ -249,22 +288,28 @@ def carmen_baseline(run: Run) -> Predictions:
 
 # ------------------------------------------------------------------ fine-tuned softmax
 class SoftmaxClassifier(nn.Module):
-    """The ContrastGeo post encoder + a linear layer over the normalized embedding,
-    scaled like the TLC logits."""
+    """The ContrastGeo post encoder + a linear layer over the normalized embedding, scaled
+    like the TLC logits. Its weights start as the location prompts' embeddings (bias 0), so
+    before training it ranks exactly as zero-shot does, the start ContrastGeo's TLC has."""
 
-    def __init__(self, model: ContrastGeo, num_locations: int):
+    def __init__(self, model: ContrastGeo, locations: Sequence[Any]):
         super().__init__()
         self.model = model
-        self.head = nn.Linear(model.post_encoder.embedding_dim, num_locations)
+        self.head = nn.Linear(model.post_encoder.embedding_dim, len(locations))
+        with torch.no_grad():
+            self.head.weight.copy_(model.embed_locations(locations))
+            self.head.bias.zero_()
 
     def forward(self, posts: Sequence[Any]) -> torch.Tensor:
         return self.model.scale().detach() * self.head(self.model.encode_posts(posts).embeddings)
 
 
 def finetune_softmax(run: Run) -> Predictions:
+    from trainer.train import reciprocal_ranks
+
     split = run.split
     model = ContrastGeo.from_config(run.model_config)
-    classifier = SoftmaxClassifier(model, len(split.locations))
+    classifier = SoftmaxClassifier(model, split.locations)
     train = split.examples(run.train)
     dev = split.examples(split.dev)
     gold_dev = torch.tensor([ex.location for ex in dev])
@@ -278,19 +323,29 @@ def finetune_softmax(run: Run) -> Predictions:
         with torch.no_grad():
             return torch.cat([classifier(records[s : s + 64]) for s in range(0, len(records), 64)])
 
-    def score() -> float:
-        return float((logits_of([ex.post for ex in dev]).argmax(1) == gold_dev).float().mean())
+    def score() -> float:  # the same dev criterion as ContrastGeo's: MRR of the gold location
+        return float(reciprocal_ranks(logits_of([ex.post for ex in dev]), gold_dev).mean())
 
     result = train_loop(classifier, train, run.train_config, step, score)
     posts = [split.task.records[i].post for i in split.test]
-    return Predictions(*from_scores(logits_of(posts)), result.seconds)
+    info = {"best_step": result.best_step, "dev_curve": result.history}
+    return Predictions(*from_scores(logits_of(posts)), result.seconds, info)
 
 
 # ----------------------------------------------------------------------- ContrastGeo
 # variant -> (overrides of the model config as nested dicts, overrides of TrainConfig)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "": ({}, {}),
-    "no-tlm": ({"rerank": {"tlm_weight": 0.0}}, {"tlm_weight": 0.0}),
+    # the matching head: not trained and not used; trained as an auxiliary loss only (the
+    # answer is TLC's, as in FewUser); trained and used with w fixed at 0.5 (the paper's)
+    "no-tlm": ({"rerank": {"tlm_weight": 0.0}}, {"tlm_weight": 0.0, "rerank_weights": None}),
+    "tlm-aux": ({"rerank": {"tlm_weight": 0.0}}, {"rerank_weights": None}),
+    "w0.5": ({"rerank": {"tlm_weight": 0.5}}, {"rerank_weights": None}),
+    # the recipe's parts: no interpolation toward the pre-trained weights
+    "no-interp": ({}, {"interpolation": (1.0,)}),
+    # temperature: fixed at 0.03 (FewUser), learnable from 0.07 (ALBEF)
+    "t0.03-fixed": ({"temperature": 0.03, "learnable_temperature": False}, {}),
+    "t0.07-learned": ({"temperature": 0.07, "learnable_temperature": True}, {}),
     "random-neg": ({}, {"mining": "random"}),
     "cross-attention": ({"fusion": {"strategy": "cross-attention"}}, {}),
     "token": ({"fusion": {"strategy": "token"}}, {}),
@@ -328,7 +383,14 @@ def contrastgeo_variant(variant: str) -> Callable[[Run], Predictions]:
         )
         ranking = model.predict([split.task.records[i].post for i in split.test], split.locations)
         confidence = ranking.scores[:, 0].exp().numpy()
-        return Predictions(ranking.indices[:, :TOP].numpy(), confidence, result.seconds)
+        info = {
+            "best_step": result.best_step,
+            "alpha": result.alpha,
+            "rerank_weight": model.config.rerank.tlm_weight,
+            "temperature": float(1 / model.scale()),
+            "dev_curve": result.history,
+        }
+        return Predictions(ranking.indices[:, :TOP].numpy(), confidence, result.seconds, info)
 
     return method
 
@@ -339,9 +401,18 @@ METHODS: dict[str, Callable[[Run], Predictions]] = {
     "tfidf-lr": tfidf_lr,
     "gazetteer": gazetteer,
     "zero-shot": zero_shot,
+    "zero-shot+tfidf": zero_shot_tfidf,
     "prototype": prototype,
     "finetune-softmax": finetune_softmax,
     "carmen": carmen_baseline,
 }
-BASELINES = ("tfidf-lr", "gazetteer", "zero-shot", "prototype", "finetune-softmax", "carmen")
+BASELINES = (
+    "tfidf-lr",
+    "gazetteer",
+    "zero-shot",
+    "zero-shot+tfidf",
+    "prototype",
+    "finetune-softmax",
+    "carmen",
+)
 SHOT_FREE = {"gazetteer", "zero-shot", "carmen"}  # same answer at every shot count

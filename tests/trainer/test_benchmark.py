@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 
 from contrastgeo.cli import main
@@ -98,7 +99,7 @@ def test_every_method_runs_on_the_same_splits_and_the_report_is_written(
             encoder=EncoderConfig(checkpoint=tiny_checkpoint),
             fusion=FusionConfig(heads=2),
         ),
-        train=TrainConfig(epochs=1, progress=False),
+        train=TrainConfig(steps=2, eval_every=1, progress=False),
     )
     results = run_benchmark(task, config, progress=False)
     assert results["locations"] == 4 and results["user_disjoint"]
@@ -121,13 +122,28 @@ def test_every_method_runs_on_the_same_splits_and_the_report_is_written(
     assert 0.3 < carmen["answered"] < 0.7
     assert carmen["acc@1"] == pytest.approx(carmen["answered"])
 
+    # each row keeps its per-post correctness; ContrastGeo and finetune-softmax what dev chose
+    tests = len(task.split(0).test)
+    assert all(
+        len(r["correct"]) == tests and r["correct"].count("1") == round(r["acc@1"] * tests)
+        for r in rows
+        if r["seed"] == 0
+    )
+    ours = by[("contrastgeo", 2, 0)]
+    assert ours["best_step"] in (0, 1, 2) and ours["alpha"] in TrainConfig().interpolation
+    assert ours["rerank_weight"] in TrainConfig().rerank_weights
+    assert ours["dev_curve"][0]["step"] == 0
+    assert by[("contrastgeo-no-tlm", 2, 0)]["rerank_weight"] == 0.0
+    assert by[("finetune-softmax", 2, 0)]["best_step"] in (0, 1, 2)
+    assert 0 <= by[("zero-shot+tfidf", 2, 0)]["tfidf_weight"] <= 2
+
     paths = write_report(results, tmp_path / "out", "contrastgeo benchmark ...")
     assert [p.name for p in paths] == ["results.json", "results.md", "acc_vs_shots.png"]
     saved = json.loads(paths[0].read_text())
     assert saved["results"] == rows and saved["input"] == "text+meta"
     md = paths[1].read_text()
     assert "| gazetteer | 100.0 ± 0.0 | 100.0 ± 0.0 |" in md
-    assert "## Target" in md
+    assert "## Target" in md and "95% interval" in md and "## What dev chose" in md
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
 
 
@@ -155,6 +171,33 @@ def test_target_check_applies_the_one_shot_margin():
     assert target_check(results)[0].endswith("| met |")  # 1.5x of 7% is the smaller margin
 
 
+def test_target_check_needs_the_interval_above_the_margin():
+    """With per-post correctness the paired interval decides, not the means."""
+
+    def row(method, k, seed, correct):
+        bits = "".join("1" if c else "0" for c in correct)
+        return {
+            "method": method,
+            "shots": k,
+            "seed": seed,
+            "acc@1": sum(correct) / len(correct),
+            "correct": bits,
+        }
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(5):
+        base = rng.random(400) < 0.3
+        rows.append(row("tfidf-lr", 1, seed, base))
+        rows.append(row("contrastgeo", 1, seed, base | (rng.random(400) < 0.15)))  # ~+10
+        rows.append(row("tfidf-lr", 4, seed, base))
+        # right on other posts, about as often: a one-point gap is within the noise
+        rows.append(row("contrastgeo", 4, seed, rng.random(400) < 0.31))
+    one, four = target_check({"results": rows})
+    assert one.endswith("| met |")  # the interval's low end clears min(5, 15) points
+    assert "not met" in four  # a gap within the noise is not a win
+
+
 def test_fit_then_evaluate_from_the_command_line(tmp_path, tiny_checkpoint, labeled_file, capsys):
     model = tmp_path / "model"
     common = ["--data", str(labeled_file), "--format", "jsonl"]
@@ -171,8 +214,8 @@ def test_fit_then_evaluate_from_the_command_line(tmp_path, tiny_checkpoint, labe
                 "20",
                 "--shots",
                 "2",
-                "--epochs",
-                "1",
+                "--steps",
+                "2",
                 "--checkpoint",
                 tiny_checkpoint,
                 "--out",
@@ -212,8 +255,8 @@ def test_mini_benchmark_on_real_tweets(tmp_path, capsys):
         "1,2",
         "--seeds",
         "1",
-        "--epochs",
-        "1",
+        "--steps",
+        "2",
         "--out",
         str(out),
     ]

@@ -120,3 +120,47 @@ def test_coverage_curve_thresholds_and_accuracy():
     assert rows[2]["threshold"] == 0.5 and rows[2]["accuracy"] == pytest.approx(2 / 3)
     # The threshold applied as abstain_below answers exactly that fraction.
     assert (confidence >= rows[2]["threshold"]).mean() == rows[2]["coverage"]
+
+
+def test_accuracy_at_coverage_averages_over_ties_not_file_order():
+    from trainer.metrics import accuracy_at_coverage
+
+    rng = np.random.default_rng(0)
+    confidence = rng.choice([1.0, 0.5, 0.0], size=60)  # a gazetteer's confidences
+    correct = rng.random(60) < 0.5
+    # naive reference: break ties at random many times and average
+    m = 12
+    naive = []
+    for _ in range(20000):
+        jitter = rng.random(60)
+        order = np.lexsort((jitter, -confidence))
+        naive.append(correct[order[:m]].mean())
+    got = accuracy_at_coverage(confidence, correct, 0.2)
+    assert got == pytest.approx(np.mean(naive), abs=0.005)
+    # the file's order no longer decides: sorting the ties' correct ones first changes nothing
+    first = np.lexsort((~correct, -confidence))
+    assert accuracy_at_coverage(confidence[first], correct[first], 0.2) == pytest.approx(got)
+    # without ties it is the plain accuracy of the top m
+    distinct = rng.permutation(60).astype(float)
+    top = np.argsort(-distinct)[:m]
+    assert accuracy_at_coverage(distinct, correct, 0.2) == pytest.approx(correct[top].mean())
+
+
+def test_paired_bootstrap_interval():
+    from trainer.metrics import paired_bootstrap
+
+    rng = np.random.default_rng(1)
+    # a method right on 60% of 500 posts, the other on the same posts plus 5% more
+    a = rng.random((3, 500)) < 0.6
+    b = a | (rng.random((3, 500)) < 0.125)
+    mean, low, high = paired_bootstrap([x.astype(float) - y for x, y in zip(b, a, strict=True)])
+    assert low < mean < high
+    assert mean == pytest.approx(np.mean(b) - np.mean(a))
+    assert low > 0 and high < 0.1  # the gain is real and bounded
+    # the standard error of a mean difference of 1,500 pairs: the interval's half-width
+    diffs = (b.astype(float) - a).ravel()
+    se = diffs.std() / np.sqrt(diffs.size)
+    assert (high - low) / 2 == pytest.approx(1.96 * se, rel=0.15)
+    # no difference: the interval straddles 0
+    _, low, high = paired_bootstrap([np.zeros(500), rng.choice([-1.0, 1.0], 500)])
+    assert low < 0 < high

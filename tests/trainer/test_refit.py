@@ -127,7 +127,7 @@ def refit_settings(served, tmp_path) -> RefitSettings:
         **served,
         label_store=tmp_path / "labels.sqlite",
         refit_countries=("US",),
-        refit_epochs=1,
+        refit_steps=5,
         refit_min_gain=0.0,
         refit_max_overall_drop=1.0,  # the tiny model is random: this tests the steps
         refit_announce=False,

@@ -1,4 +1,6 @@
-"""The training loop on tiny random models: schedule, learning, early stopping."""
+"""The training loop on tiny random models: schedule, learning, the step budget, model
+selection with the untrained model as a candidate, WiSE-FT interpolation, the rerank
+weight picked on dev."""
 
 import pytest
 import torch
@@ -9,10 +11,12 @@ from trainer.train import (
     Example,
     TrainConfig,
     build_optimizer,
-    evaluate_acc1,
     fit,
     freeze_lower_layers,
+    interpolate,
     lr_factor,
+    pretrained_parameters,
+    tlc_mrr,
     train_loop,
 )
 
@@ -48,7 +52,8 @@ def test_fit_lowers_both_losses(make_model, strategy):
         TRAIN,
         LOCATIONS,
         TrainConfig(
-            epochs=12,
+            steps=24,
+            eval_every=6,
             batch_size=10,
             lr=1e-3,
             head_lr=3e-3,
@@ -56,45 +61,105 @@ def test_fit_lowers_both_losses(make_model, strategy):
             progress=False,
         ),
     )
-    first, last = result.history[0], result.history[-1]
+    first, last = result.history[0], result.history[-1]  # no dev: a row per eval_every
+    assert [r["step"] for r in result.history] == [6, 12, 18, 24]
     assert last["tlc"] < 0.7 * first["tlc"]
     assert last["tlm"] < first["tlm"]
     assert not model.training
 
 
-def test_early_stopping_restores_the_best_dev_weights(make_model):
+def test_dev_selection_keeps_the_best_step_and_picks_alpha_and_w(make_model):
     model = make_model("vector")
-    config = TrainConfig(epochs=6, batch_size=10, lr=1e-3, patience=2, progress=False)
+    config = TrainConfig(steps=30, eval_every=5, batch_size=10, lr=1e-3, progress=False)
     result = fit(model, TRAIN, LOCATIONS, config, dev=DEV)
-    assert result.best_dev_acc1 == max(r["dev_acc1"] for r in result.history)
-    assert evaluate_acc1(model, DEV, LOCATIONS) == pytest.approx(result.best_dev_acc1)
+    steps = [r["step"] for r in result.history]
+    assert steps[0] == 0 and steps == sorted(steps) and all(s % 5 == 0 for s in steps)
+    assert result.best_dev == max(r["dev"] for r in result.history)
+    assert result.alpha in config.interpolation
+    assert result.rerank_weight in config.rerank_weights
+    assert model.config.rerank.tlm_weight == result.rerank_weight  # served with it
+    if result.alpha == 1.0:  # the selected step's weights, as they were
+        assert tlc_mrr(model, DEV, LOCATIONS) == pytest.approx(result.best_dev)
+
+
+def test_early_stopping_counts_evaluations():
+    model = torch.nn.Linear(2, 1)
+    scores = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.0])  # only gets worse after step 0
+
+    def step_fn(batch, generator):
+        return model(torch.ones(len(batch), 2)).sum(), {"loss": 0.0}
+
+    config = TrainConfig(steps=100, eval_every=10, patience=3, progress=False)
+    result = train_loop(model, list(range(8)), config, step_fn, lambda: next(scores))
+    assert [r["step"] for r in result.history] == [0, 10, 20, 30]
+    assert result.best_step == 0
+
+
+def test_when_fine_tuning_only_hurts_the_untrained_model_is_returned(make_model):
+    """Dev labels are what the untrained model answers, the training labels contradict
+    them: every step lowers the dev score, so step 0 wins and the weights are untouched."""
+    model = make_model("vector")
+    untrained = {k: v.clone() for k, v in model.state_dict().items()}
+    posts = [ex.post for ex in TRAIN]
+    answers = (model.embed_posts(posts) @ model.embed_locations(LOCATIONS).T).argmax(1)
+    dev = [Example(p, int(a)) for p, a in zip(posts, answers, strict=True)]
+    wrong = [Example(p, (int(a) + 1) % len(LOCATIONS)) for p, a in zip(posts, answers, strict=True)]
+    config = TrainConfig(
+        steps=20, eval_every=5, batch_size=10, lr=3e-3, head_lr=3e-3, progress=False
+    )
+    result = fit(model, wrong, LOCATIONS, config, dev=dev)
+    assert result.best_step == 0 and len(result.history) > 1
+    pretrained = set(pretrained_parameters(model))
+    for name, value in model.state_dict().items():
+        if name in pretrained:
+            assert torch.equal(value, untrained[name]), name
+
+
+def test_interpolation_ends_are_the_two_models(make_model):
+    model = make_model("vector")
+    start = pretrained_parameters(model)
+    config = TrainConfig(steps=5, batch_size=10, lr=1e-2, progress=False)
+    fit(model, TRAIN, LOCATIONS, config)
+    end = {name: p.detach().clone() for name, p in model.named_parameters()}
+    assert start and not all(torch.equal(start[n], end[n]) for n in start)
+    params = dict(model.named_parameters())
+    interpolate(model, start, end, 0.0)
+    assert all(torch.equal(params[n], start[n]) for n in start)  # θ0 exactly
+    interpolate(model, start, end, 1.0)
+    assert all(torch.equal(params[n], end[n]) for n in start)  # θ_ft exactly
+    interpolate(model, start, end, 0.5)
+    assert all(torch.allclose(params[n], (start[n] + end[n]) / 2) for n in start)
+    # a new module has no pre-trained value: it is never interpolated
+    assert "matching_head.linear.weight" not in start
+    assert torch.equal(params["matching_head.linear.weight"], end["matching_head.linear.weight"])
+
+
+def test_the_step_budget_does_not_depend_on_the_data_size():
+    model = torch.nn.Linear(2, 1)
+    for examples in (3, 70):
+        seen: list[int] = []
+
+        def step_fn(batch, generator, seen=seen):
+            seen.append(len(batch))
+            return model(torch.ones(len(batch), 2)).sum(), {"loss": 0.0}
+
+        train_loop(model, list(range(examples)), TrainConfig(steps=12, progress=False), step_fn)
+        assert len(seen) == 12
 
 
 def test_fit_is_deterministic_given_a_seed(make_model):
-    config = TrainConfig(epochs=2, batch_size=8, progress=False, seed=3)
+    config = TrainConfig(steps=4, batch_size=8, progress=False, seed=3)
     a, b = make_model(), make_model()
     fit(a, TRAIN, LOCATIONS, config)
     fit(b, TRAIN, LOCATIONS, config)
     assert torch.equal(a.embed_posts(["x y"]), b.embed_posts(["x y"]))
 
 
-@pytest.mark.parametrize(
-    ("examples", "min_steps", "steps"),
-    [(3, 0, 2), (3, 10, 10), (3, 11, 12), (70, 5, 6), (70, 20, 24)],
-)
-def test_min_steps_adds_passes_over_small_data(examples, min_steps, steps):
-    """Each epoch makes whole passes; with ``min_steps`` enough of them to reach it."""
-    model = torch.nn.Linear(2, 1)
-    seen: list[int] = []
+def test_cli_defaults_are_the_train_config_defaults():
+    from contrastgeo.commands.data_args import TRAIN_DEFAULTS
 
-    def step_fn(batch, generator):
-        seen.append(len(batch))
-        return model(torch.ones(len(batch), 2)).sum(), {"loss": 0.0}
-
-    config = TrainConfig(epochs=2, batch_size=32, min_steps=min_steps, progress=False)
-    result = train_loop(model, list(range(examples)), config, step_fn)
-    assert len(seen) == steps and len(result.history) == 2
-    assert sum(seen) == examples * steps // -(-examples // 32)  # whole passes only
+    assert TRAIN_DEFAULTS.steps == TrainConfig().steps
+    assert TRAIN_DEFAULTS.batch_size == TrainConfig().batch_size
 
 
 def test_freeze_lower_layers_and_optimizer_groups(make_model):
