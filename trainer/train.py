@@ -47,7 +47,7 @@ log = structlog.get_logger(__name__)
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    steps: int = Field(150, ge=1, description="Optimizer steps (whatever the shot count).")
+    steps: int = Field(100, ge=1, description="Optimizer steps (whatever the shot count).")
     batch_size: int = Field(16, ge=1)
     lr: float = Field(5e-5, gt=0, description="Learning rate of the language model.")
     head_lr: float = Field(1e-3, gt=0, description="Learning rate of fusion and head.")

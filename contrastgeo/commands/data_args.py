@@ -8,7 +8,7 @@ FORMATS = ("twitter-jsonl", "latlon-tsv", "nl-tsv", "jsonl", "csv")
 
 
 class TRAIN_DEFAULTS:  # TrainConfig's, without importing torch (a test ties them)
-    steps = 150
+    steps = 100
     batch_size = 16
 
 
