@@ -27,7 +27,7 @@ from typing import Any
 import faust
 import structlog
 
-from stream.geotagger import Geotagger
+from stream.geotagger import Backoff, Geotagger
 from stream.routing import Message
 from stream.settings import Settings
 
@@ -85,7 +85,7 @@ def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.
 
     async def deliver(messages: list[Message]) -> None:
         """Outputs made and acknowledged by the broker, however many tries it takes."""
-        delay = 0.5
+        backoff = Backoff(settings.retry_max_s)
         while True:
             try:
                 results = await geotagger.process(messages)
@@ -98,17 +98,14 @@ def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.
                 geotagger.succeeded()
                 return
             except Exception as exc:
-                geotagger.failed()
-                geotagger.metrics.batch_failures.inc()
-                log.error(
+                await geotagger.retry_after(
                     "batch failed; retrying it, nothing committed",
+                    exc,
+                    backoff,
+                    geotagger.metrics.batch_failures,
                     inputs=len(messages),
                     first_offset=messages[0].offset,
-                    error=f"{type(exc).__name__}: {exc}",
-                    retry_in_s=delay,
                 )
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, settings.retry_max_s)
 
     @app.agent(posts, name="geotag")
     async def geotag(stream):

@@ -51,6 +51,17 @@ class NoModelServed(RuntimeError):
     pass
 
 
+class Backoff:
+    """Capped exponential waits between retries: 0.5 s, 1 s, 2 s ... up to ``max_s``."""
+
+    def __init__(self, max_s: float):
+        self.delay, self.max_s = 0.5, max_s
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.delay)
+        self.delay = min(2 * self.delay, self.max_s)
+
+
 class ModelDown(RuntimeError):
     """The probe post fails too: the model or the index fails for every post."""
 
@@ -88,6 +99,18 @@ class Geotagger:
 
     def succeeded(self) -> None:
         self.failing_since = None
+
+    async def retry_after(
+        self, what: str, error: Exception, backoff: Backoff, counter: Any, **fields: Any
+    ) -> None:
+        """A failure that will be retried: counted, logged, the failures in a row go on;
+        then the backoff's wait."""
+        self.failed()
+        counter.inc()
+        log.error(
+            what, error=f"{type(error).__name__}: {error}", retry_in_s=backoff.delay, **fields
+        )
+        await backoff.wait()
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -131,36 +154,34 @@ class Geotagger:
 
     async def wait_for_model(self) -> None:
         """Retry ``reload`` with backoff until a model is served (start-up)."""
-        delay = 0.5
+        backoff = Backoff(self.settings.retry_max_s)
         while not self.ready:
             try:
                 await self.reload()
             except Exception as exc:  # no model yet, or the index unreachable: keep trying
                 log.warning(
-                    "waiting for a model", reason=f"{type(exc).__name__}: {exc}", retry_in_s=delay
+                    "waiting for a model",
+                    reason=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=backoff.delay,
                 )
             if not self.ready:
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, self.settings.retry_max_s)
+                await backoff.wait()
 
     async def _predict(self, posts: list[Post]) -> list[Prediction | Exception]:
         """A prediction for each post, or the error of a post that fails on its own."""
-        delay = 0.5
+        backoff = Backoff(self.settings.retry_max_s)
         while True:
             for _ in range(self.settings.predict_attempts):
                 try:
                     return await self._predict_once(posts)
                 except Exception as exc:
-                    self.failed()
-                    self.metrics.retries.inc()
-                    log.error(
+                    await self.retry_after(
                         "prediction failed; retrying the batch",
+                        exc,
+                        backoff,
+                        self.metrics.retries,
                         posts=len(posts),
-                        error=f"{type(exc).__name__}: {exc}",
-                        retry_in_s=delay,
                     )
-                    await asyncio.sleep(delay)
-                    delay = min(2 * delay, self.settings.retry_max_s)
             try:
                 return await self._bisect(posts)
             except ModelDown as exc:
