@@ -155,7 +155,7 @@ class Geotagger:
     async def wait_for_model(self) -> None:
         """Retry ``reload`` with backoff until a model is served (start-up)."""
         backoff = Backoff(self.settings.retry_max_s)
-        while not self.ready:
+        while self.predictor is None:
             try:
                 await self.reload()
             except Exception as exc:  # no model yet, or the index unreachable: keep trying
@@ -164,7 +164,7 @@ class Geotagger:
                     reason=f"{type(exc).__name__}: {exc}",
                     retry_in_s=backoff.delay,
                 )
-            if not self.ready:
+            if self.predictor is None:
                 await backoff.wait()
 
     async def _predict(self, posts: list[Post]) -> list[Prediction | Exception]:
