@@ -203,6 +203,9 @@ def test_alert_rules_watch_metrics_the_worker_exports():
     used = {m for r in rules.values() for m in re.findall(r"contrastgeo_\w+", r["expr"])}
     assert used and used <= exported, used - exported
     assert all(r["expr"].count("(") == r["expr"].count(")") for r in rules.values())
+    # an unready worker's metrics are still scraped (else the not-ready alert sees nothing)
+    (service,) = [d for d in render(values) if d["kind"] == "Service"]
+    assert service["spec"]["publishNotReadyAddresses"] is True
 
 
 def test_no_secret_value_can_enter_the_chart():
