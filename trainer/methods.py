@@ -113,10 +113,14 @@ class FrozenEncoder:
         return torch.stack([self._locations[loc.id] for loc in split.locations])
 
 
-def zero_shot(run: Run) -> Predictions:
-    posts = run.frozen.posts(run.split, run.split.test)
+def zero_shot_scores(run: Run, records: Sequence[int]) -> torch.Tensor:
+    """The frozen encoder's scaled cosines of the records' posts to every location prompt."""
     scale = float(run.frozen.model.scale().detach())
-    return Predictions(*from_scores(scale * posts @ run.frozen.locations(run.split).T))
+    return scale * run.frozen.posts(run.split, records) @ run.frozen.locations(run.split).T
+
+
+def zero_shot(run: Run) -> Predictions:
+    return Predictions(*from_scores(zero_shot_scores(run, run.split.test)))
 
 
 def prototype(run: Run) -> Predictions:
@@ -185,12 +189,10 @@ def zero_shot_tfidf(run: Run) -> Predictions:
     """log p_zero-shot + λ log p_TF-IDF, λ from ``HYBRID_WEIGHTS`` by dev Acc@1 (ties: the
     smaller λ)."""
     dev_tfidf, test_tfidf, seconds, info = _tfidf_logprobs(run)
-    split, scale = run.split, float(run.frozen.model.scale().detach())
-    locations = run.frozen.locations(split)
+    split = run.split
 
     def zero_shot_logprobs(records: Sequence[int]) -> np.ndarray:
-        scores = scale * run.frozen.posts(split, records) @ locations.T
-        return torch.log_softmax(scores, dim=1).numpy()
+        return torch.log_softmax(zero_shot_scores(run, records), dim=1).numpy()
 
     dev_zs, gold_dev = zero_shot_logprobs(split.dev), split.gold(split.dev)
     accuracy = {

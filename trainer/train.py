@@ -199,15 +199,6 @@ def training_step(
     return loss, stats
 
 
-@torch.no_grad()
-def evaluate_acc1(
-    model: ContrastGeo, examples: Sequence[Example], locations: Sequence[Location]
-) -> float:
-    ranking = model.predict([ex.post for ex in examples], locations)
-    gold = torch.tensor([ex.location for ex in examples])
-    return float((ranking.indices[:, 0].cpu() == gold).float().mean())
-
-
 def reciprocal_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
     """1 / rank of each row's gold column among all columns (ties counted against it)."""
     gold_score = scores.gather(1, gold[:, None])
