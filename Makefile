@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
-EXTRAS ?= cpu,dev
+EXTRAS ?= cpu,train,broker,dev
 
 .PHONY: demo test lint audit setup clean
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from model.prompts import Location
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 
 
 def served_calibration(
@@ -28,35 +28,32 @@ def served_calibration(
     locations: Sequence[Location],
     posts: Sequence[Any],
     gold: Sequence[int],
-    serving: Settings | None = None,
+    serving: WorkerSettings | None = None,
 ) -> list[dict[str, float]]:
     """Coverage, threshold and Acc@1 on ``posts`` (gold: indices into ``locations``), scored
     as a worker with the ``serving`` settings (precision, top_k, rerank; default: the
     environment's) would score them."""
+    from refit.publish import export_to_store, index_version
     from stream.predictor import Predictor
-    from stream.publish import export_to_store, index_version
     from trainer.metrics import coverage_curve
 
-    serving = serving or Settings()
+    serving = serving or WorkerSettings()
     with tempfile.TemporaryDirectory(prefix="calibration-") as tmp:
         settings = serving.model_copy(
             update={"model_store": Path(tmp) / "models", "index_path": Path(tmp) / "index"}
         )
         settings.model_store.mkdir()
         version = export_to_store(model, settings.model_store, locations)
-        with_index = settings.open_index()
-        try:
-            collection = index_version(settings, with_index, version, locations, switch=False)
+        with settings.open_index() as index:
+            collection = index_version(settings, index, version, locations, switch=False)
             predictor = Predictor(
                 settings.load_model(version),
-                with_index,
+                index,
                 collection,
                 k=settings.top_k,
                 rerank=settings.rerank,
             )
             predictions = predictor.predict(list(posts))
-        finally:
-            with_index.close()
     ids = [locations[g].id for g in gold]
     scores = np.array([p.score for p in predictions])
     correct = np.array([p.location.location_id == i for p, i in zip(predictions, ids, strict=True)])

@@ -10,6 +10,7 @@
                         (vector fusion: from embeddings; cross-attention: from token states)
     tokenizer/          the tokenizer, config.json (the model config), locations.jsonl
     manifest.json       model version, config hash, opset, inputs/outputs and a sha256 per file
+                        (``model.manifest``, which the workers read without torch)
 
 All batch, sequence and candidate axes are dynamic. Token-level fusion has no matcher graph:
 it runs the whole language model once per (post, candidate) pair, i.e. K extra encoder
@@ -19,8 +20,6 @@ docs/serving.md) and vector fusion is the default.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -34,10 +33,10 @@ from torch import Tensor, nn
 from model.contrastgeo import ContrastGeo, eval_mode
 from model.encoders import TextEncoder
 from model.fusion import match_log_odds
+from model.manifest import checksums, write_manifest
 from model.prompts import Location, save_locations
 
 OPSET = 17
-MANIFEST = "manifest.json"
 
 
 class EncoderGraph(nn.Module):
@@ -73,14 +72,6 @@ class CrossAttentionMatcherGraph(nn.Module):
     ) -> Tensor:
         joint = self.fusion(post_states, post_mask, candidate_states, candidate_mask)
         return match_log_odds(self.head(joint))
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs, outputs, axes) -> None:
@@ -202,12 +193,11 @@ def export_onnx(
         (tmp / "config.json").write_text(model.config.to_json())
         if locations:
             save_locations(tmp / "locations.jsonl", list(locations))
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
-        checksums = {str(p.relative_to(tmp)): sha256(p) for p in files}
+        files = checksums(tmp)
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         manifest = {
             # unique per trained weights: when it was exported + the encoder's checksum
-            "model_version": version or f"{stamp}-{checksums['encoder.onnx'][:8]}",
+            "model_version": version or f"{stamp}-{files['encoder.onnx'][:8]}",
             "config_hash": model.config.fingerprint(),
             "fusion": model.config.fusion.strategy,
             "matcher": has_matcher,
@@ -217,30 +207,13 @@ def export_onnx(
             "logit_scale": float(model.scale().detach()),
             "rerank": model.config.rerank.model_dump(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "files": checksums,
+            "files": files,
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        write_manifest(tmp, manifest)
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return manifest
-
-
-def verify_export(folder: str | Path) -> dict[str, Any]:
-    """The manifest, after checking every listed file's checksum (a half-written or
-    corrupted export is refused with the first mismatch)."""
-    folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.exists():
-        raise ValueError(f"{folder} is not an ONNX export: no {MANIFEST}")
-    manifest = json.loads(path.read_text())
-    for name, digest in manifest["files"].items():
-        file = folder / name
-        if not file.exists():
-            raise ValueError(f"{folder}: {name} is missing")
-        if sha256(file) != digest:
-            raise ValueError(f"{folder}: {name} does not match its checksum")
     return manifest

@@ -21,46 +21,25 @@ model is served and batches have not been failing for ``unready_after_s``) and `
 from __future__ import annotations
 
 import asyncio
-import ssl
-from typing import Any
 
 import faust
 import structlog
 
+from stream import kafka
 from stream.geotagger import Backoff, Geotagger
 from stream.routing import Message
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 
 log = structlog.get_logger(__name__)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp adds the charset itself
 
 
-def broker_credentials(settings: Settings) -> Any:
-    protocol = settings.security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
-        )
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    assert settings.sasl_password is not None  # checked by Settings
-    return faust.SASLCredentials(
-        username=settings.sasl_username,
-        password=settings.sasl_password.get_secret_value(),
-        mechanism=settings.sasl_mechanism,
-        ssl_context=context,
-    )
-
-
-def create_app(settings: Settings, geotagger: Geotagger | None = None) -> faust.App:
+def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> faust.App:
     geotagger = geotagger or Geotagger(settings)
     app = faust.App(
         settings.group_id,
         broker=settings.broker,
-        broker_credentials=broker_credentials(settings),
+        broker_credentials=kafka.faust_credentials(settings),
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
@@ -182,18 +161,13 @@ def release(events) -> None:
         event.message.acked = False
 
 
-async def _follow_model_updates(settings: Settings, geotagger: Geotagger) -> None:
+async def _follow_model_updates(settings: WorkerSettings, geotagger: Geotagger) -> None:
     """Read every ``ModelUpdated`` from now on (no consumer group: each worker reads all)
     and reload. Errors are logged and retried: the alias poll is the fallback."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     while True:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers(),
-            group_id=None,
-            enable_auto_commit=False,
-            **settings.kafka_client_options(),
-        )
+        consumer = kafka.consumer(settings, group_id=None, enable_auto_commit=False)
         try:
             await consumer.start()
             partitions = consumer.partitions_for_topic(settings.model_updates_topic) or {0}

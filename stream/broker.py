@@ -21,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from stream.settings import Settings
+from stream.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -135,14 +135,14 @@ class EmbeddedBroker:
         self.stop()
 
 
-async def ensure_topics(settings: Settings) -> None:
+async def ensure_topics(settings: ServiceSettings) -> None:
     """Create the service's topics (``topic_partitions`` each) where they do not exist, so
     that a producer never auto-creates the input topic with the broker's default."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import NewTopic
 
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers(), **settings.kafka_client_options()
-    )
+    from stream import kafka
+
+    admin = kafka.admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -159,5 +159,5 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
-def ensure_topics_sync(settings: Settings) -> None:
+def ensure_topics_sync(settings: ServiceSettings) -> None:
     asyncio.run(ensure_topics(settings))

@@ -35,7 +35,7 @@ from stream.index import version_of
 from stream.metrics import Metrics
 from stream.predictor import Candidate, Prediction, Predictor
 from stream.routing import Message, Routed, Rules, dead_letter, route
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +72,7 @@ PROBE = Post(id="probe", text="a post from somewhere")
 
 
 class Geotagger:
-    def __init__(self, settings: Settings, index: Any = None, metrics: Metrics | None = None):
+    def __init__(self, settings: WorkerSettings, index: Any = None, metrics: Metrics | None = None):
         self.settings = settings
         self.rules = Rules.of(settings)
         self.index = index if index is not None else settings.open_index()

@@ -91,6 +91,12 @@ class VectorIndex(ABC):
     def close(self) -> None:  # noqa: B027 - optional for backends without resources
         pass
 
+    def __enter__(self) -> VectorIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _check(vectors: np.ndarray, ids: Sequence[int], payloads: Sequence[dict]) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)

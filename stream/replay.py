@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Iterable
 
-from stream.settings import Settings
+from stream.settings import ServiceSettings
 
 
 def post_key(payload: bytes) -> bytes | None:
@@ -30,18 +30,16 @@ def post_key(payload: bytes) -> bytes | None:
 
 
 async def replay(
-    settings: Settings, payloads: Iterable[bytes], rate: float = 0.0, topic: str | None = None
+    settings: ServiceSettings,
+    payloads: Iterable[bytes],
+    rate: float = 0.0,
+    topic: str | None = None,
 ) -> list[tuple[int, int]]:
     """Send every payload to the input topic (at most ``rate`` per second when > 0) and
     wait until the broker has them all; returns each payload's (partition, offset)."""
-    from aiokafka import AIOKafkaProducer
+    from stream import kafka
 
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers(),
-        acks="all",
-        linger_ms=5,
-        **settings.kafka_client_options(),
-    )
+    producer = kafka.producer(settings, acks="all", linger_ms=5)
     await producer.start()
     sent, start, pending, refs = 0, time.monotonic(), [], []
     try:

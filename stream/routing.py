@@ -51,7 +51,7 @@ class Carried:
 
 @dataclass(frozen=True)
 class Rules:
-    """The input rules, from the worker's Settings."""
+    """The input rules, from the worker's settings."""
 
     max_payload_bytes: int
     max_text_chars: int

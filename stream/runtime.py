@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from model.config import ContrastGeoConfig
-from model.export import verify_export
+from model.manifest import verify_export
 from model.prompts import Location, location_texts, post_text
+from stream.tokenizer import Tokenizer
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -56,13 +57,12 @@ class OnnxModel:
         """precision: ``fp32``, ``int8`` or ``auto`` (int8 on CPU when exported, fp32 on
         GPU); threads: onnxruntime intra-op threads (0 = onnxruntime's default)."""
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         self.folder = Path(folder)
         self.manifest = verify_export(self.folder)
         self.config = ContrastGeoConfig.from_json((self.folder / "config.json").read_text())
         self.version: str = self.manifest["model_version"]
-        self.tokenizer = AutoTokenizer.from_pretrained(self.folder / "tokenizer")
+        self.tokenizer = Tokenizer(self.folder / "tokenizer")
         self.providers = choose_providers(device)
         on_gpu = self.providers[0] == CUDA
         if precision == "auto":
@@ -116,17 +116,9 @@ class OnnxModel:
         token_states: list[np.ndarray | None] = [None] * len(texts)
         for s in range(0, len(order), self.batch_size):
             idx = order[s : s + self.batch_size]
-            batch = self.tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="np",
-            )
-            mask = batch["attention_mask"].astype(np.int64)
-            emb, hidden = session.run(
-                None, {"input_ids": batch["input_ids"].astype(np.int64), "attention_mask": mask}
-            )
+            batch = self.tokenizer([texts[i] for i in idx], max_length)
+            mask = batch["attention_mask"]
+            emb, hidden = session.run(None, batch)
             out[idx] = emb
             if states:
                 for row, i in enumerate(idx):

@@ -1,5 +1,10 @@
-"""The service's settings: one pydantic-settings class, read from ``CONTRASTGEO_*``
-environment variables (or a ``.env`` file); the CLI's flags override some of them.
+"""The service's settings, read from ``CONTRASTGEO_*`` environment variables (or a ``.env``
+file); the CLI's flags override some of them.
+
+``ServiceSettings`` is what every process of the service shares: the model store, the
+vector index, how a model runs, and the Kafka cluster with its topics. Each process has
+one Settings class on that base: ``WorkerSettings`` here (batching, input rules, retries,
+the HTTP endpoints), ``refit.settings.RefitSettings`` for the refit job.
 
 Every field is an environment variable: ``CONTRASTGEO_`` + the field name in capitals
 (``broker`` -> ``CONTRASTGEO_BROKER``). The Helm chart maps its values onto these names.
@@ -14,7 +19,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class ServiceSettings(BaseSettings):
+    """Model store, index, inference and Kafka: shared by the worker and the refit job."""
+
     model_config = SettingsConfigDict(env_prefix="CONTRASTGEO_", env_file=".env", extra="ignore")
 
     # --- model store: one folder per exported model version (``contrastgeo export``)
@@ -29,11 +36,6 @@ class Settings(BaseSettings):
     precision: Literal["auto", "fp32", "int8"] = "auto"
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0 = default).")
     batch_size: int = Field(64, ge=1, description="Encoder batch (length-sorted inputs).")
-    top_k: int = Field(10, ge=1, description="Candidates retrieved and reranked per post.")
-    rerank: bool = True
-    abstain_below: float = Field(
-        0.0, ge=0, le=1, description="Say 'unknown' below this combined probability."
-    )
 
     # --- Kafka
     broker: str = Field(
@@ -48,19 +50,103 @@ class Settings(BaseSettings):
         4, ge=1, description="Partitions of topics the service creates (>= worker replicas)."
     )
     topic_replication_factor: int = Field(1, ge=1, description="For topics the service creates.")
-    group_id: str = Field("contrastgeo-worker", description="Consumer group of the workers.")
     session_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer session timeout.")
     heartbeat_interval_s: float = Field(1.0, gt=0)
     rebalance_timeout_s: float = Field(10.0, gt=0)
-    take_max: int = Field(64, ge=1, description="Posts per batch at most.")
-    take_within_s: float = Field(0.5, gt=0, description="Flush a partial batch after this.")
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # TLS / SASL for a production cluster
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = Field(None, description="CA bundle for TLS (default: system).")
+
+    log_level: str = "INFO"
+
+    @field_validator("broker")
+    @classmethod
+    def _kafka_urls(cls, value: str) -> str:
+        for url in value.split(","):
+            if "://" not in url.strip():
+                raise ValueError(f"broker URLs look like kafka://host:port, not {url!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_credentials(self) -> ServiceSettings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security_protocol={self.security_protocol} needs sasl_username and "
+                "sasl_password (CONTRASTGEO_SASL_USERNAME / CONTRASTGEO_SASL_PASSWORD)"
+            )
+        if len(set(self.topics())) != len(self.topics()):
+            raise ValueError(f"topic names must differ: {self.topics()}")
+        return self
+
+    # ------------------------------------------------------------------ derived
+    def topics(self) -> list[str]:
+        return [
+            self.input_topic,
+            self.geotagged_topic,
+            self.labeled_topic,
+            self.dead_letter_topic,
+            self.model_updates_topic,
+        ]
+
+    def bootstrap_servers(self) -> list[str]:
+        """``kafka://host:port,...`` -> ``["host:port", ...]`` for aiokafka."""
+        return [url.strip().split("://", 1)[1] for url in self.broker.split(",")]
+
+    def ssl_context(self) -> Any:
+        """The TLS context for ``ssl_cafile`` (the system's CAs when unset); faust and
+        ``stream.kafka`` use it."""
+        from aiokafka.helpers import create_ssl_context
+
+        return create_ssl_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+
+    def open_index(self):
+        from stream.index import open_index
+
+        key = self.qdrant_api_key.get_secret_value() if self.qdrant_api_key else None
+        return open_index(self.qdrant_url, key, self.index_path)
+
+    def model_folder(self, version: str) -> Path:
+        return self.model_store / version
+
+    def load_model(self, version: str):
+        from stream.runtime import OnnxModel
+
+        return OnnxModel(
+            self.model_folder(version), self.precision, self.device, self.threads, self.batch_size
+        )
+
+    def served_version(self, index) -> str:
+        """The model version whose collection the alias points to."""
+        from stream.index import version_of
+
+        collection = index.resolve(self.index_alias)
+        if collection is None:
+            raise SystemExit(
+                f"no model served under {self.index_alias!r}: run `contrastgeo index` first"
+            )
+        return version_of(collection)
+
+
+class WorkerSettings(ServiceSettings):
+    """The streaming worker's settings (``contrastgeo worker``, ``predict``)."""
+
+    # --- what a prediction is
+    top_k: int = Field(10, ge=1, description="Candidates retrieved and reranked per post.")
+    rerank: bool = True
+    abstain_below: float = Field(
+        0.0, ge=0, le=1, description="Say 'unknown' below this combined probability."
+    )
+
+    # --- consuming
+    group_id: str = Field("contrastgeo-worker", description="Consumer group of the workers.")
+    take_max: int = Field(64, ge=1, description="Posts per batch at most.")
+    take_within_s: float = Field(0.5, gt=0, description="Flush a partial batch after this.")
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
 
     # --- input rules
     max_payload_bytes: int = Field(
@@ -91,85 +177,3 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Health/metrics endpoints bind here.")
     web_port: int = Field(6066, ge=1, le=65535)
     data_dir: Path = Field(Path("runs/worker"), description="faust's local state folder.")
-    log_level: str = "INFO"
-
-    @field_validator("broker")
-    @classmethod
-    def _kafka_urls(cls, value: str) -> str:
-        for url in value.split(","):
-            if "://" not in url.strip():
-                raise ValueError(f"broker URLs look like kafka://host:port, not {url!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _sasl_credentials(self) -> Settings:
-        if self.security_protocol.startswith("SASL") and not (
-            self.sasl_username and self.sasl_password
-        ):
-            raise ValueError(
-                f"security_protocol={self.security_protocol} needs sasl_username and "
-                "sasl_password (CONTRASTGEO_SASL_USERNAME / CONTRASTGEO_SASL_PASSWORD)"
-            )
-        if len(set(self.topics())) != len(self.topics()):
-            raise ValueError(f"topic names must differ: {self.topics()}")
-        return self
-
-    # ------------------------------------------------------------------ derived
-    def topics(self) -> list[str]:
-        return [
-            self.input_topic,
-            self.geotagged_topic,
-            self.labeled_topic,
-            self.dead_letter_topic,
-            self.model_updates_topic,
-        ]
-
-    def bootstrap_servers(self) -> list[str]:
-        """``kafka://host:port,...`` -> ``["host:port", ...]`` for aiokafka."""
-        return [url.strip().split("://", 1)[1] for url in self.broker.split(",")]
-
-    def kafka_client_options(self) -> dict[str, Any]:
-        """aiokafka client options for TLS/SASL (producers, consumers and the admin client
-        outside faust)."""
-        options: dict[str, Any] = {"security_protocol": self.security_protocol}
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            options["ssl_context"] = create_ssl_context(
-                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
-            )
-        if self.security_protocol.startswith("SASL"):
-            assert self.sasl_password is not None  # checked by the validator
-            options.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password.get_secret_value(),
-            )
-        return options
-
-    def open_index(self):
-        from stream.index import open_index
-
-        key = self.qdrant_api_key.get_secret_value() if self.qdrant_api_key else None
-        return open_index(self.qdrant_url, key, self.index_path)
-
-    def model_folder(self, version: str) -> Path:
-        return self.model_store / version
-
-    def load_model(self, version: str):
-        from stream.runtime import OnnxModel
-
-        return OnnxModel(
-            self.model_folder(version), self.precision, self.device, self.threads, self.batch_size
-        )
-
-    def served_version(self, index) -> str:
-        """The model version whose collection the alias points to."""
-        from stream.index import version_of
-
-        collection = index.resolve(self.index_alias)
-        if collection is None:
-            raise SystemExit(
-                f"no model served under {self.index_alias!r}: run `contrastgeo index` first"
-            )
-        return version_of(collection)

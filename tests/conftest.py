@@ -100,10 +100,10 @@ def make_model(tiny_tokenizer):
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
     """A tiny random vector-fusion model exported to a model store and its LOCATIONS
-    indexed in Qdrant's embedded engine, the alias switched: the Settings fields
+    indexed in Qdrant's embedded engine, the alias switched: the WorkerSettings fields
     ``model_store`` and ``index_path`` of a served model. Copy it before changing it."""
-    from stream.publish import export_to_store, index_version
-    from stream.settings import Settings
+    from refit.publish import serve
+    from stream.settings import WorkerSettings
 
     root = tmp_path_factory.mktemp("served")
     torch.manual_seed(0)
@@ -112,11 +112,8 @@ def tiny_store(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
     )
     model = ContrastGeo(config, tiny_backbone(tiny_tokenizer.vocab_size), tiny_tokenizer).eval()
     fields = {"model_store": root / "models", "index_path": root / "index"}
-    settings = Settings(**fields)
-    version = export_to_store(model, settings.model_store, LOCATIONS)
-    index = settings.open_index()
-    index_version(settings, index, version)
-    index.close()
+    settings = WorkerSettings(**fields)
+    serve(settings, model, LOCATIONS)
     return fields
 
 
@@ -133,7 +130,7 @@ def broker(tmp_path_factory):
 @pytest.fixture
 def served(tiny_store, tmp_path) -> dict[str, Path]:
     """A private copy of ``tiny_store`` for a test that changes it (new versions, alias
-    switches): the Settings fields ``model_store`` and ``index_path``."""
+    switches): the WorkerSettings fields ``model_store`` and ``index_path``."""
     import shutil
 
     for name, path in tiny_store.items():

@@ -23,10 +23,10 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from stream.broker import EmbeddedBroker, ensure_topics_sync
-    from stream.settings import Settings
+    from stream.settings import ServiceSettings
 
     with EmbeddedBroker(args.port, storage=args.storage) as broker:
-        settings = Settings(broker=broker.url)
+        settings = ServiceSettings(broker=broker.url)
         ensure_topics_sync(settings)
         print(f"broker listening on {broker.url}; export CONTRASTGEO_BROKER={broker.url}")
         print("Ctrl-C stops it.")

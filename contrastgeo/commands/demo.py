@@ -15,10 +15,6 @@ import argparse
 import asyncio
 import base64
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -60,14 +56,13 @@ def ensure_served(settings) -> str:
     from contrastgeo.commands.example import train_example
     from model import ContrastGeo
     from model.prompts import load_locations
+    from refit.publish import export_to_store, index_version
     from stream.index import version_of
-    from stream.publish import export_to_store, index_version
 
     if not (MODEL / "config.json").exists():
         print(f"Training the example model into {MODEL} (about 20 s) ...")
         train_example(MODEL, verbose=False)
-    index = settings.open_index()
-    try:
+    with settings.open_index() as index:
         served = index.resolve(settings.index_alias)
         if served:  # reuse the served export when it is newer than the model folder
             manifest = settings.model_folder(version_of(served)) / "manifest.json"
@@ -80,56 +75,16 @@ def ensure_served(settings) -> str:
         version = export_to_store(ContrastGeo.load(MODEL), settings.model_store, locations)
         index_version(settings, index, version)
         return version
-    finally:
-        index.close()
-
-
-def worker_env(settings) -> dict[str, str]:
-    """The environment that gives a worker subprocess these settings."""
-    from pydantic import SecretStr
-
-    env = dict(os.environ)
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, (list, tuple, dict)):
-            value = json.dumps(value)
-        env[f"CONTRASTGEO_{name.upper()}"] = str(value)
-    return env
-
-
-def start_worker(settings, log_file: Path | None = None) -> subprocess.Popen:
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "contrastgeo", "--log-json", "worker"],
-        env=worker_env(settings),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def stop_worker(process: subprocess.Popen, timeout: float = 30) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 async def print_events(settings, truth, expected: int, timeout: float, worker) -> int:
     """Print geotagged events and dead letters until ``expected`` inputs are accounted for."""
-    from aiokafka import AIOKafkaConsumer
+    from stream import kafka
 
-    consumer = AIOKafkaConsumer(
+    consumer = kafka.consumer(
+        settings,
         settings.geotagged_topic,
         settings.dead_letter_topic,
-        bootstrap_servers=settings.bootstrap_servers(),
         group_id=None,
         auto_offset_reset="earliest",
     )
@@ -172,11 +127,12 @@ def describe(event: dict, truth: dict[str, tuple[str, str]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from benchmarks.local import start_worker, stop_worker
     from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port
     from stream.replay import replay
-    from stream.settings import Settings
+    from stream.settings import WorkerSettings
 
-    settings = Settings()
+    settings = WorkerSettings()
     version = ensure_served(settings)
     Path("runs").mkdir(exist_ok=True)
     with EmbeddedBroker(log_file=Path("runs/broker.log")) as broker:

@@ -29,12 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from model import ContrastGeo
     from model.prompts import load_locations
-    from stream.publish import export_to_store
-    from stream.settings import Settings
+    from refit.publish import export_to_store
+    from stream.settings import ServiceSettings
 
     if not (args.model / "config.json").exists():
         raise SystemExit(f"{args.model} is not a saved model (run `contrastgeo example` or fit)")
-    store = args.store or Settings().model_store
+    store = args.store or ServiceSettings().model_store
     model = ContrastGeo.load(args.model)
     locations_file = args.model / "locations.jsonl"
     locations = load_locations(locations_file) if locations_file.exists() else None

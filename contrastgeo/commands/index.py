@@ -42,35 +42,34 @@ def newest_version(store: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from model.prompts import load_locations
+    from refit.publish import index_version
     from stream.prototypes import add_locations
-    from stream.publish import index_version
-    from stream.settings import Settings
+    from stream.settings import ServiceSettings
 
-    settings = Settings()
-    index = settings.open_index()
-    if args.add:
-        model = settings.load_model(settings.served_version(index))
-        new = load_locations(args.add)
-        add_locations(index, settings.index_alias, model, new)
-        print(f"added {len(new)} prompt-only location(s) to model {model.version}")
-        return 0
-    version = args.version or newest_version(settings.model_store)
-    locations = load_locations(args.locations) if args.locations else None
-    previous = index.resolve(settings.index_alias)
-    try:
-        collection = index_version(settings, index, version, locations, not args.no_switch)
-    except FileNotFoundError as exc:
-        raise SystemExit(str(exc)) from None
-    print(
-        f"indexed {index.count(collection)} locations in {collection}"
-        + ("" if args.no_switch else f"; {settings.index_alias!r} -> {collection}")
-    )
-    index.close()
+    settings = ServiceSettings()
+    with settings.open_index() as index:
+        if args.add:
+            model = settings.load_model(settings.served_version(index))
+            new = load_locations(args.add)
+            add_locations(index, settings.index_alias, model, new)
+            print(f"added {len(new)} prompt-only location(s) to model {model.version}")
+            return 0
+        version = args.version or newest_version(settings.model_store)
+        locations = load_locations(args.locations) if args.locations else None
+        previous = index.resolve(settings.index_alias)
+        try:
+            collection = index_version(settings, index, version, locations, not args.no_switch)
+        except FileNotFoundError as exc:
+            raise SystemExit(str(exc)) from None
+        print(
+            f"indexed {index.count(collection)} locations in {collection}"
+            + ("" if args.no_switch else f"; {settings.index_alias!r} -> {collection}")
+        )
     if args.announce and not args.no_switch:
         import asyncio
 
+        from refit.publish import announce
         from stream.index import version_of
-        from stream.publish import announce
 
         asyncio.run(
             announce(settings, version, collection, version_of(previous) if previous else None)

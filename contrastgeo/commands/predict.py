@@ -21,23 +21,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from model.prompts import PostFields
     from stream.predictor import Predictor
-    from stream.settings import Settings
+    from stream.settings import WorkerSettings
 
-    settings = Settings()
-    index = settings.open_index()
-    model = settings.load_model(settings.served_version(index))
-    predictor = Predictor(
-        model,
-        index,
-        settings.index_alias,
-        k=settings.top_k,
-        rerank=settings.rerank,
-        abstain_below=settings.abstain_below,
-    )
+    settings = WorkerSettings()
     posts = [PostFields(t, args.user_location, args.user_description) for t in args.text]
-    for text, prediction in zip(args.text, predictor.predict(posts), strict=True):
+    with settings.open_index() as index:
+        model = settings.load_model(settings.served_version(index))
+        predictor = Predictor(
+            model,
+            index,
+            settings.index_alias,
+            k=settings.top_k,
+            rerank=settings.rerank,
+            abstain_below=settings.abstain_below,
+        )
+        predictions = predictor.predict(posts)
+    for text, prediction in zip(args.text, predictions, strict=True):
         out = dataclasses.asdict(prediction)
         out["candidates"] = out["candidates"][: args.top]
         print(json.dumps({"text": text, **out}, ensure_ascii=False))
-    index.close()
     return 0

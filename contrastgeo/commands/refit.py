@@ -2,7 +2,7 @@
 
 Reads new labels from the labeled topic into the label store, trains a candidate from the
 served model on new and sparse locations, promotes it only if it is not worse (see
-``trainer/refit.py``), and writes a report to ``<model store>/reports/``.
+``refit/job.py``), and writes a report to ``<model store>/reports/``.
 
 Exit codes: 0 promoted, 3 kept the current model (gate said no, nothing to refit, or
 another refit running), 1 failed (the current model keeps serving).
@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.refit import RefitSettings, markdown, refit
+    from refit.job import markdown, refit
+    from refit.settings import RefitSettings
 
     report = refit(RefitSettings(), ingest_labels=not args.no_ingest)
     print(markdown(report))

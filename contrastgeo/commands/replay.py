@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     from stream.broker import ensure_topics
     from stream.replay import replay
-    from stream.settings import Settings
+    from stream.settings import ServiceSettings
 
-    settings = Settings()
+    settings = ServiceSettings()
 
     async def go() -> list[tuple[int, int]]:
         await ensure_topics(settings)

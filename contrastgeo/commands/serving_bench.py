@@ -33,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from benchmarks.serving import measure_serving, speed_markdown
     from model import ContrastGeo
     from model.prompts import load_locations
-    from stream.speed import measure_serving, speed_markdown
     from trainer.data.catalogue import catalogue_of, label_records
     from trainer.data.readers import read_dataset
 

@@ -21,11 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from contrastgeo.commands.demo import start_worker, stop_worker
+    from benchmarks.local import local_service, start_worker, stop_worker
+    from benchmarks.soak import plot, soak
+    from benchmarks.stream import model_posts
     from contrastgeo.commands.replay import payloads
-    from stream.local import local_service
-    from stream.soak import plot, soak
-    from stream.throughput import model_posts
 
     with local_service(args.model) as (settings, _, tmp):
         posts = [

@@ -1,6 +1,6 @@
 """``contrastgeo stream-bench``: posts/s end to end through the broker and a worker, next
 to the raw int8 encoder rate measured in the same run on the same posts
-(``stream/throughput.py`` says how each is measured).
+(``benchmarks/stream.py`` says how each is measured).
 
 Self-contained: exports ``--model`` to a temporary store, indexes its locations in a
 temporary embedded index, starts the embedded broker and one worker subprocess.
@@ -26,10 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from contrastgeo.commands.demo import start_worker, stop_worker
+    from benchmarks.local import local_service, start_worker, stop_worker
+    from benchmarks.stream import encoder_rate, measure_stream, model_posts, write_results
     from contrastgeo.commands.replay import payloads
-    from stream.local import local_service
-    from stream.throughput import encoder_rate, measure_stream, model_posts, write_results
 
     service = local_service(
         args.model,
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         precision=onnx.precision,
         model=str(args.model),
     )
-    from stream.throughput import stream_markdown
+    from benchmarks.stream import stream_markdown
 
     print(stream_markdown(results))
     if args.out:

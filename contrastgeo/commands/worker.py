@@ -25,9 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
     from stream.app import create_app
     from stream.broker import ensure_topics_sync
-    from stream.settings import Settings
+    from stream.settings import WorkerSettings
 
-    settings = Settings()
+    settings = WorkerSettings()
     log = structlog.get_logger("contrastgeo.worker")
     if not args.no_create_topics:
         try:

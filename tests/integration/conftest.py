@@ -11,8 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+from stream import kafka
 from stream.broker import EmbeddedBroker, ensure_topics_sync, free_port, wait_for_port
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 
 _names = itertools.count()
 
@@ -56,8 +57,8 @@ class LocalS3:
             self.process.wait(timeout=10)
 
 
-def stream_settings(broker: EmbeddedBroker, tmp_path: Path, **overrides) -> Settings:
-    """Settings of a worker with its own topics and group (tests share the broker), short
+def stream_settings(broker: EmbeddedBroker, tmp_path: Path, **overrides) -> WorkerSettings:
+    """WorkerSettings of a worker with its own topics and group (tests share the broker), short
     group timeouts and small batches; topics created."""
     n = f"t{next(_names)}"
     fields = dict(
@@ -77,22 +78,18 @@ def stream_settings(broker: EmbeddedBroker, tmp_path: Path, **overrides) -> Sett
         web_port=free_port(),
         data_dir=tmp_path / "worker",
     )
-    settings = Settings(**{**fields, **overrides})
+    settings = WorkerSettings(**{**fields, **overrides})
     ensure_topics_sync(settings)
     return settings
 
 
-def committed_offsets(settings: Settings) -> dict[int, int]:
+def committed_offsets(settings: WorkerSettings) -> dict[int, int]:
     """The workers' group's committed offset per input partition (absent: none yet). Read
     with the group's id but no subscription, so the group is not joined."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     async def read() -> dict[int, int]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers(),
-            group_id=settings.group_id,
-            enable_auto_commit=False,
-        )
+        consumer = kafka.consumer(settings, group_id=settings.group_id, enable_auto_commit=False)
         await consumer.start()
         try:
             partitions = consumer.partitions_for_topic(settings.input_topic) or set()
@@ -110,21 +107,14 @@ def committed_offsets(settings: Settings) -> dict[int, int]:
 class Outputs:
     """Everything published on the three output topics so far, read from the start."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: WorkerSettings):
         self.settings = settings
         self.records: dict[str, list] = {}
 
     async def _read(self, until, timeout: float, alive, at_least: float) -> None:
-        from aiokafka import AIOKafkaConsumer
-
         s = self.settings
         topics = (s.geotagged_topic, s.labeled_topic, s.dead_letter_topic)
-        consumer = AIOKafkaConsumer(
-            *topics,
-            bootstrap_servers=s.bootstrap_servers(),
-            group_id=None,
-            auto_offset_reset="earliest",
-        )
+        consumer = kafka.consumer(s, *topics, group_id=None, auto_offset_reset="earliest")
         self.records = {t: [] for t in topics}
         await consumer.start()
         start = time.monotonic()
@@ -166,7 +156,7 @@ class Feeder(threading.Thread):
     """Replays payloads into the input topic at ``rate`` per second in the background;
     ``refs`` then holds each payload's (partition, offset)."""
 
-    def __init__(self, settings: Settings, payloads: list[bytes], rate: float):
+    def __init__(self, settings: WorkerSettings, payloads: list[bytes], rate: float):
         super().__init__(daemon=True)
         self.settings, self.payloads, self.rate = settings, payloads, rate
         self.refs: list[tuple[int, int]] = []
@@ -187,7 +177,7 @@ def wait_for(condition, what: str, timeout: float = 60, alive=None, every: float
         time.sleep(every)
 
 
-def worker_http(settings: Settings, path: str) -> str:
+def worker_http(settings: WorkerSettings, path: str) -> str:
     """A worker endpoint's body (``/readyz``, ``/metrics``), a 503's included, or "" while
     it does not answer."""
     import urllib.error
@@ -202,6 +192,6 @@ def worker_http(settings: Settings, path: str) -> str:
         return ""
 
 
-def served_version(settings: Settings) -> str | None:
+def served_version(settings: WorkerSettings) -> str | None:
     """The model version a worker reports on /readyz (None before it answers)."""
     return json.loads(worker_http(settings, "/readyz") or "{}").get("model_version")

@@ -16,17 +16,18 @@ from collections import Counter
 
 import pytest
 
-from contrastgeo.commands.demo import start_worker, stop_worker
+from benchmarks.local import start_worker, stop_worker
 from model import ContrastGeo
+from refit.job import KEPT, PROMOTED, refit
+from refit.publish import serve
+from refit.settings import RefitSettings
 from schemas.twitter import parse_post
-from stream.publish import export_to_store, index_version
 from stream.replay import replay
 from stream.routing import carried_location
 from tests.conftest import shared_data
 from tests.integration.conftest import Outputs, served_version, stream_settings, wait_for
 from trainer.data.catalogue import build_catalogue, label_records
 from trainer.data.readers import Record
-from trainer.refit import KEPT, PROMOTED, RefitSettings, refit
 
 PER_NEW_CITY = 10
 
@@ -75,10 +76,7 @@ def test_refit_promotes_a_better_model_to_a_running_worker(broker, tmp_path):
         index_path=tmp_path / "index",
         reload_poll_s=3600,
     )
-    base = export_to_store(ContrastGeo.from_config(), settings.model_store, served)
-    index = settings.open_index()
-    index_version(settings, index, base)
-    index.close()
+    serve(settings, ContrastGeo.from_config(), served)
 
     worker = start_worker(settings, tmp_path / "worker.log")
     alive = lambda: worker.poll() is None  # noqa: E731

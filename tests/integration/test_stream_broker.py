@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from contrastgeo.commands.demo import start_worker, stop_worker
+from benchmarks.local import start_worker, stop_worker
 from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from stream.replay import replay
 from tests.conftest import copy_version, real_tweets
@@ -123,8 +123,8 @@ def test_a_worker_killed_mid_stream_loses_nothing(broker, served, tmp_path):
 @pytest.mark.slow
 def test_a_model_update_is_served_without_losing_a_post(broker, served, tmp_path):
 
+    from refit.publish import announce, index_version
     from stream.index import EdgeIndex, version_of
-    from stream.publish import announce, index_version
 
     tweets = real_tweets(200)
     settings = stream_settings(

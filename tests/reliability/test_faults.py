@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from contrastgeo.commands.demo import start_worker, stop_worker
+from benchmarks.local import start_worker, stop_worker
 from stream.broker import EmbeddedBroker, free_port
 from stream.replay import replay
 from tests.conftest import copy_version, real_tweets
@@ -183,8 +183,8 @@ def test_the_broker_killed_mid_stream_loses_nothing(served, tmp_path):
 @pytest.mark.slow
 def test_a_corrupt_model_is_refused_and_the_old_one_keeps_serving(broker, served, tmp_path):
 
+    from refit.publish import announce
     from stream.index import EdgeIndex, version_of
-    from stream.publish import announce
 
     tweets = real_tweets(200)
     settings = stream_settings(broker, tmp_path, **served, reload_poll_s=3600)
@@ -235,8 +235,8 @@ def test_an_unavailable_index_pauses_the_worker_and_nothing_is_lost(broker, serv
     collection is back, and every input comes out once."""
     import os
 
+    from refit.publish import index_version
     from stream.index import EdgeIndex, version_of
-    from stream.publish import index_version
 
     index = EdgeIndex(served["index_path"])
     collection = index.resolve("locations")

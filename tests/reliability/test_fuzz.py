@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from schemas.posts import Post
 from stream.routing import Message, Rules, route
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 from tests.conftest import real_tweets
 from tests.reliability import wellformed
 from tests.reliability.nasty import corpus
 
-S = Settings()
+S = WorkerSettings()
 FUZZ = settings(max_examples=2_500, deadline=None, suppress_health_check=list(HealthCheck))
 
 json_scalars = (

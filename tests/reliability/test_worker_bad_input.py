@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from contrastgeo.commands.demo import start_worker, stop_worker
+from benchmarks.local import start_worker, stop_worker
 from stream.replay import replay
 from stream.routing import Message, Rules, route
 from tests.conftest import real_tweets

@@ -11,11 +11,11 @@ from faust.types.tuples import Message
 
 from schemas.events import DeadLetter, GeotaggedPost
 from stream.app import create_app
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 
 
 def test_the_agent_publishes_a_batch_then_commits(served, tmp_path):
-    settings = Settings(
+    settings = WorkerSettings(
         **served,
         data_dir=tmp_path / "worker",
         broker="kafka://127.0.0.1:1",  # never contacted: the sinks and the commit are mocks
@@ -76,7 +76,7 @@ def test_a_failed_batch_is_retried_and_a_stopped_one_never_acked(served, tmp_pat
     """process() fails once (say the broker refused the outputs): the same batch is made
     again and committed only after its outputs are delivered. An agent stopped mid-batch
     leaves that batch unacked, so no commit can pass it."""
-    settings = Settings(
+    settings = WorkerSettings(
         **served,
         data_dir=tmp_path / "worker",
         broker="kafka://127.0.0.1:1",

@@ -9,12 +9,12 @@ import random
 import numpy as np
 
 from contrastgeo.calibration import served_calibration
+from refit.publish import serve
 from schemas.events import GeotaggedPost
 from schemas.posts import Post
 from stream.geotagger import Geotagger
-from stream.publish import export_to_store, index_version
 from stream.routing import Message
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 from tests.conftest import LOCATIONS
 from trainer.metrics import coverage_curve
 
@@ -30,14 +30,11 @@ def dev_posts(n: int = 200) -> tuple[list[Post], list[int]]:
     return posts, gold
 
 
-def answered_shares(settings: Settings, model, posts, thresholds) -> list[float]:
+def answered_shares(settings: WorkerSettings, model, posts, thresholds) -> list[float]:
     """The share of ``posts`` a worker answers at each threshold, the model put into
     service the usual way (export, index, alias)."""
     settings.model_store.mkdir()
-    version = export_to_store(model, settings.model_store, LOCATIONS)
-    index = settings.open_index()
-    index_version(settings, index, version)
-    index.close()
+    serve(settings, model, LOCATIONS)
     messages = [
         Message("posts", 0, i, None, p.model_dump_json().encode()) for i, p in enumerate(posts)
     ]
@@ -56,7 +53,7 @@ def answered_shares(settings: Settings, model, posts, thresholds) -> list[float]
 def test_a_rows_threshold_answers_its_share_when_served(make_model, tmp_path):
     # k = 3 of 5 locations: the served softmax is over the 3 retrieved, as in production
     # (10 of thousands), so PyTorch's scores would not do
-    settings = Settings(model_store=tmp_path / "m", index_path=tmp_path / "i", top_k=3)
+    settings = WorkerSettings(model_store=tmp_path / "m", index_path=tmp_path / "i", top_k=3)
     model = make_model().eval()
     posts, gold = dev_posts()
     table = served_calibration(model, LOCATIONS, posts, gold, settings)

@@ -9,12 +9,12 @@ import json
 import pytest
 from structlog.testing import capture_logs
 
+from refit.publish import index_version
 from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from stream.geotagger import Geotagger
 from stream.index import EdgeIndex
-from stream.publish import index_version
 from stream.routing import Message
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 from tests.conftest import copy_version
 
 PAYLOADS = [
@@ -33,8 +33,8 @@ PAYLOADS = [
 
 
 @pytest.fixture
-def settings(served) -> Settings:
-    return Settings(**served, precision="fp32")
+def settings(served) -> WorkerSettings:
+    return WorkerSettings(**served, precision="fp32")
 
 
 def batch(payloads=PAYLOADS) -> list[Message]:

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from model.export import export_onnx, verify_export
+from model.export import export_onnx
+from model.manifest import verify_export
 from model.prompts import Location, PostFields
 from stream.index import ALIAS, EdgeIndex, ServerIndex
 from stream.predictor import Predictor
 from stream.prototypes import add_locations, build_collection
 from stream.runtime import OnnxModel
+from stream.tokenizer import Tokenizer
 from tests.conftest import LOCATIONS
 
 POSTS = [
@@ -48,6 +50,20 @@ def test_fp32_graphs_match_pytorch(exported):
     expected = (logits[..., 1] - logits[..., 0]).numpy()
     got = onnx.match(post, locs[candidates.numpy()])
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("max_length", [6, 64])
+def test_worker_tokenizer_gives_transformers_ids(exported, max_length):
+    """The workers tokenize without transformers (``stream.tokenizer``): same ids, same
+    mask, same truncation and padding as the model's own tokenizer."""
+    model, folder, _ = exported
+    texts = [*(t if isinstance(t, str) else t.text for t in POSTS), "Café ☕ in Zürich!", ""]
+    ours = Tokenizer(folder / "tokenizer")(texts, max_length)
+    theirs = model.tokenizer(
+        texts, padding=True, truncation=True, max_length=max_length, return_tensors="np"
+    )
+    np.testing.assert_array_equal(ours["input_ids"], theirs["input_ids"])
+    np.testing.assert_array_equal(ours["attention_mask"], theirs["attention_mask"])
 
 
 def test_int8_export_is_close_and_chosen_on_cpu(exported):

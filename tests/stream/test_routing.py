@@ -9,11 +9,11 @@ import pytest
 
 from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from stream.routing import Message, Rules, carried_location, route
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 from tests.conftest import shared_data
 from tests.reliability.nasty import POISONED_PLACE
 
-SETTINGS = Settings()
+SETTINGS = WorkerSettings()
 
 
 def messages(payloads: list[bytes | None]) -> list[Message]:

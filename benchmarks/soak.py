@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from stream.replay import post_key
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 
 
 def rss_mb(pid: int) -> float:
@@ -38,7 +38,7 @@ def unique_payloads(payloads: list[bytes]):
 
 
 async def _soak(
-    settings: Settings,
+    settings: WorkerSettings,
     payloads: list[bytes],
     rate: float,
     seconds: float,
@@ -46,20 +46,15 @@ async def _soak(
     pid: int,
     drain: float,
 ):
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from stream import kafka
 
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers(),
-        linger_ms=5,
-        **settings.kafka_client_options(),
-    )
-    consumer = AIOKafkaConsumer(
+    producer = kafka.producer(settings, linger_ms=5)
+    consumer = kafka.consumer(
+        settings,
         settings.geotagged_topic,
         settings.dead_letter_topic,
-        bootstrap_servers=settings.bootstrap_servers(),
         group_id=None,
         auto_offset_reset="latest",
-        **settings.kafka_client_options(),
     )
     await producer.start()
     await consumer.start()
@@ -118,7 +113,7 @@ async def _soak(
 
 
 def soak(
-    settings: Settings,
+    settings: WorkerSettings,
     payloads: list[bytes],
     rate: float,
     seconds: float,

@@ -77,17 +77,16 @@ async def ingest(
     (nothing new for ``idle_s``), storing each batch and *then* committing its offsets.
     Returns (events read, new posts stored). Events that do not parse are logged and
     skipped (they cannot be labels)."""
-    from aiokafka import AIOKafkaConsumer
+    from stream import kafka
 
-    consumer = AIOKafkaConsumer(
+    consumer = kafka.consumer(
+        settings,
         settings.labeled_topic,
-        bootstrap_servers=settings.bootstrap_servers(),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=int(1000 * settings.session_timeout_s),
         heartbeat_interval_ms=int(1000 * settings.heartbeat_interval_s),
-        **settings.kafka_client_options(),
     )
     await consumer.start()
     read = stored = 0

@@ -4,7 +4,7 @@ candidate model -> promoted only if it is not worse.
 Steps, each safe to crash in (the served model changes only at the alias switch, one
 atomic step, and everything before it is written under names nothing serves yet):
 
-1. **ingest**: read the labeled topic into the label store (``trainer.labels``);
+1. **ingest**: read the labeled topic into the label store (``refit.labels``);
 2. **select**: snap every stored post to the GeoNames catalogue; *refit locations* are the
    new ones (not among the served model's locations) and the sparse ones (fewer than
    ``refit_sparse_below`` stored labels); each gets up to ``refit_max_shots`` training
@@ -45,36 +45,14 @@ from typing import Any
 
 import numpy as np
 import structlog
-from pydantic import Field
 
 from model.prompts import Location, load_locations
-from stream.settings import Settings
+from refit.settings import RefitSettings
 
 log = structlog.get_logger(__name__)
 
 PROMOTED, KEPT, FAILED = "promoted", "kept", "failed"
 EXIT_CODES = {PROMOTED: 0, FAILED: 1, KEPT: 3}
-
-
-class RefitSettings(Settings):
-    """The refit job's settings: the service's (model store, index, Kafka) plus these, from
-    the same ``CONTRASTGEO_*`` environment."""
-
-    label_store: Path = Field(Path("runs/labels/labels.sqlite"), description="SQLite file.")
-    refit_group_id: str = Field("contrastgeo-refit", description="Consumer group of the job.")
-    refit_countries: tuple[str, ...] = Field((), description="Catalogue countries (empty = all).")
-    refit_min_population: int = Field(5000, ge=500)
-    refit_radius_km: float = Field(25.0, gt=0)
-    refit_sparse_below: int = Field(16, ge=1, description="Fewer stored labels = sparse.")
-    refit_min_labels: int = Field(2, ge=2, description="Labels a location needs to be refit.")
-    refit_max_shots: int = Field(16, ge=1, description="Training posts per refit location.")
-    refit_holdout: float = Field(0.25, gt=0, lt=1, description="Share of users held out.")
-    refit_replay_per_location: int = Field(2, ge=0)
-    refit_steps: int = Field(100, ge=1, description="Optimizer steps of a refit.")
-    refit_batch_size: int = Field(32, ge=1)
-    refit_max_overall_drop: float = Field(0.0, ge=0, le=1)
-    refit_min_gain: float = Field(0.01, ge=0, le=1)
-    refit_announce: bool = Field(True, description="Publish ModelUpdated after a promotion.")
 
 
 @dataclass
@@ -301,9 +279,9 @@ def _run(s: RefitSettings, report: Report, ingest_labels: bool) -> None:
     import torch
 
     from model import ContrastGeo
+    from refit.labels import LabelStore, ingest
+    from refit.publish import TORCH_DIR, announce, export_to_store, index_version
     from stream.index import version_of
-    from stream.publish import TORCH_DIR, announce, export_to_store, index_version
-    from trainer.labels import LabelStore, ingest
     from trainer.train import TrainConfig, fit
 
     store = LabelStore(s.label_store)
@@ -315,11 +293,8 @@ def _run(s: RefitSettings, report: Report, ingest_labels: bool) -> None:
     finally:
         store.close()
 
-    index = s.open_index()
-    try:
+    with s.open_index() as index:
         collection = index.resolve(s.index_alias)
-    finally:
-        index.close()
     if collection is None:
         raise RuntimeError(f"no model is served under {s.index_alias!r}: nothing to refit from")
     served = report.served_version = version_of(collection)
@@ -355,11 +330,8 @@ def _run(s: RefitSettings, report: Report, ingest_labels: bool) -> None:
         version = report.candidate_version = export_to_store(
             candidate, s.model_store, data.locations
         )
-        index = s.open_index()
-        try:
+        with s.open_index() as index:
             collection = index_version(s, index, version)  # builds, then switches the alias
-        finally:
-            index.close()
         if s.refit_announce:
             try:
                 asyncio.run(announce(s, version, collection, served))

@@ -11,7 +11,7 @@ from typing import Any
 
 from model.prompts import Location, load_locations
 from stream.prototypes import build_collection
-from stream.settings import Settings
+from stream.settings import ServiceSettings
 
 TORCH_DIR = "torch"  # the PyTorch checkpoint inside an exported version
 
@@ -41,7 +41,7 @@ def export_to_store(
 
 
 def index_version(
-    settings: Settings,
+    settings: ServiceSettings,
     index: Any,
     version: str,
     locations: Sequence[Location] | None = None,
@@ -61,12 +61,23 @@ def index_version(
     return collection
 
 
-async def announce(settings: Settings, version: str, collection: str, previous: str | None) -> None:
+def serve(settings: ServiceSettings, model: Any, locations: Sequence[Location]) -> str:
+    """Export ``model`` into the settings' store and serve it over ``locations`` (index,
+    alias switch): what the demo, the benchmarks and the tests start from. Returns the
+    version."""
+    version = export_to_store(model, settings.model_store, locations)
+    with settings.open_index() as index:
+        index_version(settings, index, version)
+    return version
+
+
+async def announce(
+    settings: ServiceSettings, version: str, collection: str, previous: str | None
+) -> None:
     """Publish ``ModelUpdated`` so that every running worker reloads now (they also poll
     the alias every ``reload_poll_s``, should this event be missed)."""
-    from aiokafka import AIOKafkaProducer
-
     from schemas.events import ModelUpdated
+    from stream import kafka
 
     event = ModelUpdated(
         model_version=version,
@@ -74,11 +85,7 @@ async def announce(settings: Settings, version: str, collection: str, previous: 
         alias=settings.index_alias,
         previous_version=previous,
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers(),
-        acks="all",
-        **settings.kafka_client_options(),
-    )
+    producer = kafka.producer(settings, acks="all")
     try:
         await producer.start()
         await producer.send_and_wait(

@@ -8,21 +8,21 @@ from datetime import UTC, datetime
 
 import pytest
 
-from schemas.events import InputRef, LabeledPost
-from schemas.posts import Coordinates, Post
-from stream.index import EdgeIndex, version_of
-from trainer import refit as refit_module
-from trainer.labels import LabelStore
-from trainer.refit import (
+from refit import job as refit_module
+from refit.job import (
     KEPT,
     PROMOTED,
     RefitBusy,
-    RefitSettings,
     decide,
     refit,
     refit_lock,
     select,
 )
+from refit.labels import LabelStore
+from refit.settings import RefitSettings
+from schemas.events import InputRef, LabeledPost
+from schemas.posts import Coordinates, Post
+from stream.index import EdgeIndex, version_of
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 # GeoNames coordinates of US cities the tiny model does not serve (it serves tests.conftest
@@ -144,7 +144,7 @@ def served(settings) -> str:
 
 @pytest.mark.parametrize(
     "step",
-    ["trainer.train.fit", "stream.publish.export_to_store", "stream.publish.index_version"],
+    ["trainer.train.fit", "refit.publish.export_to_store", "refit.publish.index_version"],
 )
 def test_a_crash_at_any_step_keeps_the_served_model_and_the_next_run_finishes(
     refit_settings, monkeypatch, step

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from contrastgeo.commands.demo import start_worker, stop_worker
-from stream.soak import plot, soak
-from stream.throughput import model_posts
+from benchmarks.local import start_worker, stop_worker
+from benchmarks.soak import plot, soak
+from benchmarks.stream import model_posts
 from tests.conftest import real_tweets
 from tests.integration.conftest import stream_settings
 

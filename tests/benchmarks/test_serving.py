@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from stream.speed import measure_serving, speed_markdown
+from benchmarks.serving import measure_serving, speed_markdown
 from tests.conftest import LOCATIONS
 
 

@@ -26,10 +26,10 @@ import numpy as np
 
 from stream.replay import replay
 from stream.routing import Message, Rules, route
-from stream.settings import Settings
+from stream.settings import WorkerSettings
 
 
-def model_posts(settings: Settings, payloads: list[bytes]) -> list[tuple[bytes, Any]]:
+def model_posts(settings: WorkerSettings, payloads: list[bytes]) -> list[tuple[bytes, Any]]:
     """(payload, parsed post) of the payloads the worker would send to the model."""
     messages = [Message("bench", 0, i, None, p) for i, p in enumerate(payloads)]
     routed = route(messages, Rules.of(settings))
@@ -44,17 +44,13 @@ def encoder_rate(model, posts: list[Any], batch: int) -> float:
     return len(posts) / (time.perf_counter() - start)
 
 
-async def collect(settings: Settings, expected: set[str], timeout: float):
+async def collect(settings: WorkerSettings, expected: set[str], timeout: float):
     """Read geotagged events until every expected post id is seen: ({post id: event},
     {post id: read time})."""
-    from aiokafka import AIOKafkaConsumer
+    from stream import kafka
 
-    consumer = AIOKafkaConsumer(
-        settings.geotagged_topic,
-        bootstrap_servers=settings.bootstrap_servers(),
-        group_id=None,
-        auto_offset_reset="earliest",
-        **settings.kafka_client_options(),
+    consumer = kafka.consumer(
+        settings, settings.geotagged_topic, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     events, read_at = {}, {}
@@ -74,7 +70,9 @@ async def collect(settings: Settings, expected: set[str], timeout: float):
     return events, read_at
 
 
-async def timed_replay(settings: Settings, payloads: list[bytes], rate: float) -> dict[str, float]:
+async def timed_replay(
+    settings: WorkerSettings, payloads: list[bytes], rate: float
+) -> dict[str, float]:
     """Replay at ``rate`` posts/s, recording each post's send time."""
     from stream.replay import post_key
 
@@ -90,7 +88,7 @@ async def timed_replay(settings: Settings, payloads: list[bytes], rate: float) -
 
 
 def measure_stream(
-    settings: Settings,
+    settings: WorkerSettings,
     payloads: list[bytes],
     start_worker,
     stop_worker,
