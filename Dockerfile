@@ -1,9 +1,12 @@
 # syntax=docker/dockerfile:1
-# ContrastGeo: one image for the worker (`contrastgeo worker`, the default command) and the
-# refit job. Model artifacts are not baked in: the model store is a mounted volume.
+# ContrastGeo images. The worker's (`contrastgeo worker`, the default command) carry no
+# torch: the core dependencies and one onnxruntime build. The refit job's image adds the
+# `train` extra (torch, transformers, ...). Model artifacts are not baked in: the model
+# store is a mounted volume.
 #
-#   docker build -t contrastgeo:cpu .                        # CPU: int8 ONNX on onnxruntime
-#   docker build -t contrastgeo:gpu --target runtime-gpu .   # CUDA: onnxruntime-gpu, fp32
+#   docker build -t contrastgeo:cpu .                        # worker, CPU: int8 ONNX
+#   docker build -t contrastgeo:gpu --target runtime-gpu .   # worker, CUDA: fp32 ONNX
+#   docker build -t contrastgeo:cpu-refit --target refit .   # refit CronJob (CPU torch)
 #
 # Health: the worker serves /healthz (liveness) and /readyz (readiness) on
 # CONTRASTGEO_WEB_PORT (6066); Kubernetes probes use them (helm/contrastgeo), and the CPU
@@ -21,6 +24,8 @@ COPY model /src/model
 COPY trainer /src/trainer
 COPY stream /src/stream
 COPY schemas /src/schemas
+COPY refit /src/refit
+COPY benchmarks /src/benchmarks
 
 # ---------------------------------------------------------------- GPU build
 FROM ${CUDA_IMAGE} AS build-gpu
@@ -34,11 +39,9 @@ RUN python3.12 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY --from=source /src ./
-# torch first (the CUDA build of the pinned version), then the package with onnxruntime-gpu;
-# the package's own dependencies are ranged in pyproject.toml
+# the worker's dependencies with onnxruntime-gpu (no torch); ranged in pyproject.toml
 # hadolint ignore=DL3013
-RUN pip install "torch==${TORCH_VERSION}" \
-    && pip install ".[gpu]"
+RUN pip install ".[gpu]"
 
 # ---------------------------------------------------------------- GPU runtime
 FROM ${CUDA_IMAGE} AS runtime-gpu
@@ -61,21 +64,40 @@ EXPOSE 6066
 ENTRYPOINT ["contrastgeo"]
 CMD ["worker"]
 
-# ---------------------------------------------------------------- CPU build
+# ---------------------------------------------------------------- CPU build (worker)
 FROM ${PYTHON_IMAGE} AS build
-ARG TORCH_VERSION
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY --from=source /src ./
-# torch first, from PyTorch's CPU index: a bare requirement would pull the CUDA build;
-# the package's own dependencies are ranged in pyproject.toml
+# the worker's dependencies (no torch); ranged in pyproject.toml
+# hadolint ignore=DL3013
+RUN pip install ".[cpu]"
+
+# ---------------------------------------------------------------- CPU build (refit job)
+FROM build AS build-refit
+ARG TORCH_VERSION
+# torch first, from PyTorch's CPU index: a bare requirement would pull the CUDA build
 # hadolint ignore=DL3013
 RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu \
-    && pip install ".[cpu]"
+    && pip install ".[cpu,train]"
 
-# ---------------------------------------------------------------- CPU runtime (default)
+# ---------------------------------------------------------------- refit job (CPU)
+FROM ${PYTHON_IMAGE} AS refit
+RUN useradd --system --uid 10001 --create-home --home-dir /home/contrastgeo contrastgeo
+COPY --from=build-refit /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    CONTRASTGEO_DEVICE=cpu \
+    CONTRASTGEO_MODEL_STORE=/models
+WORKDIR /home/contrastgeo
+USER 10001
+ENTRYPOINT ["contrastgeo"]
+CMD ["refit"]
+
+# ---------------------------------------------------------------- CPU runtime (default, last)
 FROM ${PYTHON_IMAGE} AS runtime
 RUN useradd --system --uid 10001 --create-home --home-dir /home/contrastgeo contrastgeo
 COPY --from=build /opt/venv /opt/venv

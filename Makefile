@@ -1,13 +1,14 @@
 # Two entry points for a fresh machine; each sets up its own virtualenv first.
 #   make demo   run the main job on embedded defaults
 #   make test   lint and run the test suite (what CI runs)
+#   make test-fast   the unit tests only (no broker, real encoder or real data)
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 EXTRAS ?= cpu,train,broker,dev
 
-.PHONY: demo test lint audit setup clean
+.PHONY: demo test test-fast lint audit setup clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +29,10 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+# the inner loop: no real broker, no real encoder or data (a few minutes; CI runs `test`)
+test-fast: setup
+	$(BIN)/python -m pytest -m "not broker and not slow"
 
 # pip-audit with the exception list in .ci/audit-exceptions.txt; AUDIT_STRICT=1 also
 # fails when the vulnerability database cannot be reached (see docs/reliability.md)

@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "soak": ("soak", "bounded soak: fixed rate through the broker, RSS/lag/latency sampled"),
     "refit": ("refit", "refit on newly labeled posts; promote only if not worse (CronJob)"),
     "refit-bench": ("refit_bench", "time a refit on N new locations x k labels of a dataset"),
+    "footprint-bench": (
+        "footprint_bench",
+        "a worker's start time, memory and install size vs a baseline commit",
+    ),
 }
 
 

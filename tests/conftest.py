@@ -117,6 +117,14 @@ def tiny_store(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
     return fields
 
 
+def pytest_collection_modifyitems(items):
+    """Every test that runs the real broker is marked ``broker`` (``make test-fast`` leaves
+    them out), so that no test can forget its marker."""
+    for item in items:
+        if "broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.broker)
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
     """A real Kafka-protocol broker (tansu, in memory) on a free loopback port, one per test

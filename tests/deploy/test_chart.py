@@ -156,6 +156,11 @@ def test_variants_render_what_they_promise():
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
     assert {"name": "CONTRASTGEO_DEVICE", "value": "cuda"} in pod["containers"][0]["env"]
+    # the refit job runs the image with torch (the Dockerfile's refit target), GPU or not
+    for values in (VALUE_SETS["gpu"], {}):
+        (cron,) = [d for d in render(values) if d["kind"] == "CronJob"]
+        image = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image.endswith("-refit"), image
 
     keda = render(VALUE_SETS["keda"])
     kinds = {d["kind"] for d in keda}
@@ -271,3 +276,27 @@ def test_dockerfile_lints_clean():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def dockerfile_stages() -> dict[str, str]:
+    """Each build stage's text by its name (``FROM ... AS name``), in order."""
+    stages: dict[str, str] = {}
+    name = None
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("FROM "):
+            name = line.split(" AS ")[-1].strip() if " AS " in line else f"stage{len(stages)}"
+            stages[name] = ""
+        if name is not None:
+            stages[name] += line + "\n"
+    return stages
+
+
+def test_worker_images_install_no_torch_and_the_refit_image_does():
+    stages = dockerfile_stages()
+    assert list(stages)[-1] == "runtime"  # `docker build .` gives the CPU worker
+    for worker, build in (("runtime", "build"), ("runtime-gpu", "build-gpu")):
+        assert f"--from={build} " in stages[worker]
+        installs = [line for line in stages[build].splitlines() if "pip install" in line]
+        assert installs and not any("torch" in line or "train" in line for line in installs)
+    assert "--from=build-refit " in stages["refit"]
+    assert "torch==" in stages["build-refit"] and ".[cpu,train]" in stages["build-refit"]

@@ -73,6 +73,15 @@ Image reference: the GPU image when gpu.enabled.
 {{- end }}
 
 {{/*
+The refit job's image: the worker image's tag + "-refit" (the Dockerfile's `refit` target,
+with torch), unless refit.imageTag names another.
+*/}}
+{{- define "contrastgeo.refitImage" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- printf "%s:%s" .Values.image.repository (default (printf "%s-refit" $tag) .Values.refit.imageTag) }}
+{{- end }}
+
+{{/*
 Environment shared by the worker and the refit job: the ConfigMap of settings, and the
 secrets by reference (never their values).
 */}}
