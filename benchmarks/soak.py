@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.local import start_worker, stop_worker
 from stream.replay import post_key
 from stream.settings import WorkerSettings
 
@@ -117,13 +118,13 @@ def soak(
     payloads: list[bytes],
     rate: float,
     seconds: float,
-    start_worker,
-    stop_worker,
+    log_file: Path,
     every: float = 5.0,
     drain: float = 120.0,
 ) -> dict[str, Any]:
-    """``payloads`` must be posts that the worker geotags (one output each)."""
-    worker = start_worker(settings)
+    """``payloads`` must be posts that the worker geotags (one output each); the worker
+    subprocess logs to ``log_file``."""
+    worker = start_worker(settings, log_file)
     try:
         time.sleep(5)  # the worker joins its group; its first reads start from "earliest"
         samples, sent, accounted = asyncio.run(

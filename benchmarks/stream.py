@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.local import start_worker, stop_worker
 from stream.replay import replay
 from stream.routing import Message, Rules, route
 from stream.settings import WorkerSettings
@@ -90,13 +91,12 @@ async def timed_replay(
 def measure_stream(
     settings: WorkerSettings,
     payloads: list[bytes],
-    start_worker,
-    stop_worker,
+    log_file: Path,
     latency_fraction: float = 0.7,
     timeout: float = 600,
 ) -> dict[str, Any]:
-    """Run both stream phases; ``start_worker(settings)`` returns a handle for
-    ``stop_worker``. ``settings`` must point at an empty broker with the topics created."""
+    """Run both stream phases with one worker subprocess (logging to ``log_file``);
+    ``settings`` must point at an empty broker with the topics created."""
     from stream.replay import post_key
 
     posts = model_posts(settings, payloads)
@@ -105,7 +105,7 @@ def measure_stream(
     saturated, paced = posts[: len(posts) // 2], posts[len(posts) // 2 :]
 
     asyncio.run(replay(settings, [p for p, _ in saturated]))
-    worker = start_worker(settings)
+    worker = start_worker(settings, log_file)
     try:
         ids = {post.id for _, post in saturated}
         events, _ = asyncio.run(collect(settings, ids, timeout))

@@ -37,7 +37,7 @@ from model.fusion import (
     VectorFusion,
     match_log_odds,
 )
-from model.prompts import Location, location_texts, post_text
+from model.prompts import Location, post_text, template_major_prompts
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -62,7 +62,7 @@ class Ranking:
 class ContrastGeoOutput:
     posts: Encoded
     locations: Encoded
-    logit_scale: Tensor
+    inverse_temperature: Tensor  # 1 / temperature
 
 
 class ContrastGeo(nn.Module):
@@ -82,6 +82,8 @@ class ContrastGeo(nn.Module):
             if location_backbone is None:
                 raise ValueError("encoder.shared=False needs a separate location backbone")
             self.location_encoder = TextEncoder(location_backbone, config.encoder)
+        # log(1 / temperature), CLIP's parameterization (and name, kept in saved weights);
+        # inverse_temperature() is 1 / temperature itself
         self.logit_scale = nn.Parameter(
             torch.tensor(math.log(1.0 / config.temperature)),
             requires_grad=config.learnable_temperature,
@@ -154,10 +156,12 @@ class ContrastGeo(nn.Module):
         return self.logit_scale.device
 
     @property
-    def loc_encoder(self) -> TextEncoder:
+    def encoder_for_locations(self) -> TextEncoder:
+        """The encoder that embeds location prompts: ``location_encoder`` when the config
+        has separate encoders, else the post encoder."""
         return self.location_encoder or self.post_encoder
 
-    def scale(self) -> Tensor:
+    def inverse_temperature(self) -> Tensor:
         """1 / temperature, clamped as in CLIP so training cannot blow it up."""
         return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
 
@@ -185,11 +189,10 @@ class ContrastGeo(nn.Module):
     def encode_locations(self, locations: Sequence[Location]) -> Encoded:
         """Embeddings averaged over all prompt templates and renormalized (open_clip's
         zero-shot recipe); token states and text of the primary template."""
-        prompts = [location_texts(loc, self.config.prompts) for loc in locations]
         n, t = len(locations), len(self.config.prompts.location_templates)
-        flat = [p[i] for i in range(t) for p in prompts]  # template-major: (t * n)
+        flat = template_major_prompts(locations, self.config.prompts)  # (t * n)
         batch = self._tokenize(flat, self.config.encoder.location_max_length)
-        enc = self.loc_encoder.encode(batch["input_ids"], batch["attention_mask"], flat)
+        enc = self.encoder_for_locations.encode(batch["input_ids"], batch["attention_mask"], flat)
         mean = enc.embeddings.view(t, n, -1).mean(dim=0)
         return Encoded(
             embeddings=l2_normalize(mean),
@@ -200,13 +203,13 @@ class ContrastGeo(nn.Module):
 
     def forward(self, posts: Sequence[Any], locations: Sequence[Location]) -> ContrastGeoOutput:
         return ContrastGeoOutput(
-            self.encode_posts(posts), self.encode_locations(locations), self.scale()
+            self.encode_posts(posts), self.encode_locations(locations), self.inverse_temperature()
         )
 
     # ------------------------------------------------------------------ TLC and TLM
     def tlc_logits(self, posts: Encoded, locations: Encoded) -> Tensor:
         """(B, N) scaled cosine similarities of every post to every location."""
-        return self.scale() * posts.embeddings @ locations.embeddings.T
+        return self.inverse_temperature() * posts.embeddings @ locations.embeddings.T
 
     def match_logits(self, posts: Encoded, locations: Encoded, candidates: Tensor) -> Tensor:
         """TLM logits (B, K, 2) of [no match, match] for each post and its K candidate

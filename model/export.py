@@ -204,7 +204,7 @@ def export_onnx(
             "shared_encoder": model.location_encoder is None,
             "opset": OPSET,
             "embedding_dim": model.post_encoder.embedding_dim,
-            "logit_scale": float(model.scale().detach()),
+            "inverse_temperature": float(model.inverse_temperature().detach()),
             "rerank": model.config.rerank.model_dump(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files,

@@ -24,14 +24,14 @@ def tlc_loss(
     post_embeddings: Tensor,
     location_embeddings: Tensor,
     positives: Tensor,
-    logit_scale: Tensor | float,
+    inverse_temperature: Tensor | float,
     symmetric: bool = False,
 ) -> Tensor:
     """Tweet-location contrastive loss.
 
     post_embeddings: (B, D) and location_embeddings: (N, D), both L2-normalized.
     positives: (B, N) boolean, at least one True per row (or (B,) location indices).
-    logit_scale: 1 / temperature.
+    inverse_temperature: 1 / temperature.
 
     Post -> location: cross-entropy between softmax(scale * sim) over all N locations and the
     uniform distribution over the row's positives (ALBEF's ``pos_idx / pos_idx.sum(1)``).
@@ -42,7 +42,7 @@ def tlc_loss(
         positives = positive_mask(positives, location_embeddings.shape[0])
     if not bool(positives.any(dim=1).all()):
         raise ValueError("every post needs at least one positive location")
-    logits = logit_scale * post_embeddings @ location_embeddings.T  # (B, N)
+    logits = inverse_temperature * post_embeddings @ location_embeddings.T  # (B, N)
     loss = _soft_cross_entropy(logits, positives)
     if not symmetric:
         return loss

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,14 @@ def location_texts(location: Location, config: PromptConfig) -> list[str]:
         text = _DANGLING_COMMAS.sub(",", template.format(**fields))
         texts.append(_SPACES.sub(" ", text).strip(" ,"))
     return texts
+
+
+def template_major_prompts(locations: Sequence[Location], config: PromptConfig) -> list[str]:
+    """Every location's prompts flattened template-major: the first template's prompt of
+    every location, then the second's, ... (``t * n`` texts). Encoders embed them in one
+    batch and average ``embeddings.reshape(t, n, d)`` over the templates."""
+    prompts = [location_texts(loc, config) for loc in locations]
+    return [p[i] for i in range(len(config.location_templates)) for p in prompts]
 
 
 def post_text(post: Any, config: PromptConfig) -> str:

@@ -81,7 +81,7 @@ class Predictor:
             raise RuntimeError(f"the index {self.collection!r} returned no candidates")
         hits = [h[:k] for h in hits]
         cosine = np.array([[h.score for h in row] for row in hits], dtype=np.float32)
-        tlc = log_softmax(self.model.logit_scale * cosine)
+        tlc = log_softmax(self.model.inverse_temperature * cosine)
         if self.rerank:
             vectors = np.stack([np.stack([h.vector for h in row]) for row in hits])
             tlm = log_sigmoid(self.model.match(embeddings, vectors))

@@ -18,7 +18,7 @@ import numpy as np
 
 from model.config import ContrastGeoConfig
 from model.manifest import verify_export
-from model.prompts import Location, location_texts, post_text
+from model.prompts import Location, post_text, template_major_prompts
 from stream.tokenizer import Tokenizer
 
 CUDA = "CUDAExecutionProvider"
@@ -95,7 +95,10 @@ class OnnxModel:
             if self.manifest["matcher"]
             else None
         )
-        self.logit_scale = float(self.manifest["logit_scale"])
+        # 1 / temperature; exports made before the key was renamed call it logit_scale
+        self.inverse_temperature = float(
+            self.manifest.get("inverse_temperature", self.manifest.get("logit_scale"))
+        )
 
     def __repr__(self) -> str:
         return (
@@ -145,9 +148,8 @@ class OnnxModel:
 
     def embed_locations(self, locations: Sequence[Location]) -> np.ndarray:
         """(N, D) prompt embeddings averaged over the templates and renormalized."""
-        prompts = [location_texts(loc, self.config.prompts) for loc in locations]
         t = len(self.config.prompts.location_templates)
-        flat = [p[i] for i in range(t) for p in prompts]
+        flat = template_major_prompts(locations, self.config.prompts)
         emb, _ = self._encode(self.location_session, flat, self.config.encoder.location_max_length)
         return normalize(emb.reshape(t, len(locations), -1).mean(axis=0))
 

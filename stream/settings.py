@@ -120,7 +120,7 @@ class ServiceSettings(BaseSettings):
             self.model_folder(version), self.precision, self.device, self.threads, self.batch_size
         )
 
-    def served_version(self, index) -> str:
+    def version_in_service(self, index) -> str:
         """The model version whose collection the alias points to."""
         from stream.index import version_of
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import shared_data
+from tests.support.data import shared_data
 
 
 def test_missing_data_skips_locally_and_fails_in_ci(monkeypatch):

@@ -122,13 +122,13 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
         "input": task.input,
         "locations": len(first_split.locations),
         "test_posts": len(first_split.test),
-        "user_disjoint": first_split.split.user_disjoint,
+        "user_disjoint": first_split.partition.user_disjoint,
         "results": rows,
         "seconds": time.perf_counter() - start,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "settings": config.model_dump(mode="json"),
         "data_report": dict(task.report),
-        "split_report": dict(first_split.split.report),
+        "split_report": dict(first_split.partition.report),
     }
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from torch import nn
 
 from model.config import ContrastGeoConfig
 from model.contrastgeo import ContrastGeo
-from trainer.data.catalogue import haversine_km
+from trainer.data.catalogue import fold, haversine_km
 from trainer.task import TaskSplit
 from trainer.train import TrainConfig, fit, train_loop
 
@@ -115,7 +114,7 @@ class FrozenEncoder:
 
 def zero_shot_scores(run: Run, records: Sequence[int]) -> torch.Tensor:
     """The frozen encoder's scaled cosines of the records' posts to every location prompt."""
-    scale = float(run.frozen.model.scale().detach())
+    scale = float(run.frozen.model.inverse_temperature().detach())
     return scale * run.frozen.posts(run.split, records) @ run.frozen.locations(run.split).T
 
 
@@ -136,7 +135,7 @@ def prototype(run: Run) -> Predictions:
     centroids = torch.nn.functional.normalize(sums / counts[:, None], dim=1)
     seconds = time.perf_counter() - start
     posts = run.frozen.posts(run.split, run.split.test)
-    scale = float(run.frozen.model.scale().detach())
+    scale = float(run.frozen.model.inverse_temperature().detach())
     return Predictions(*from_scores(scale * posts @ centroids.T), seconds)
 
 
@@ -204,26 +203,21 @@ def zero_shot_tfidf(run: Run) -> Predictions:
 
 
 # ------------------------------------------------------------------------ gazetteer
-def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in text if not unicodedata.combining(c))
-
-
 def gazetteer(run: Run) -> Predictions:
     split = run.split
     catalogue = split.task.catalogue
-    candidate = {loc: i for i, loc in enumerate(split.split.location_ids)}
+    candidate = {loc: i for i, loc in enumerate(split.partition.location_ids)}
     names: dict[str, list[int]] = {}
     for place, loc in enumerate(catalogue.place_to_location):
         name = catalogue.place_names[place]
         if int(loc) in candidate and len(name) >= 3:
             names.setdefault(name, []).append(candidate[int(loc)])
     for i, loc in enumerate(split.locations):
-        names.setdefault(_fold(loc.name), []).append(i)
+        names.setdefault(fold(loc.name), []).append(i)
     pattern = re.compile(
         r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b"
     )
-    admins = [_fold(loc.admin) for loc in split.locations]
+    admins = [fold(loc.admin) for loc in split.locations]
     population_rank = {c: r for r, c in enumerate(sorted(candidate))}  # catalogue order
 
     fields = [
@@ -236,7 +230,7 @@ def gazetteer(run: Run) -> Predictions:
     for row, record in enumerate(split.test):
         post = split.task.records[record].post
         for rank, name in enumerate(fields):
-            text = _fold(getattr(post, name) or "")
+            text = fold(getattr(post, name) or "")
             found = {c for m in pattern.finditer(text) for c in names[m.group(1)]}
             if not found:
                 continue
@@ -245,7 +239,7 @@ def gazetteer(run: Run) -> Predictions:
                 key=lambda c: (
                     not (admins[c] and admins[c] in text),
                     -len(split.locations[c].name),
-                    population_rank[split.split.location_ids[c]],
+                    population_rank[split.partition.location_ids[c]],
                 ),
             )
             confidence[row] = 1.0 / (1 + rank)
@@ -303,7 +297,9 @@ class SoftmaxClassifier(nn.Module):
             self.head.bias.zero_()
 
     def forward(self, posts: Sequence[Any]) -> torch.Tensor:
-        return self.model.scale().detach() * self.head(self.model.encode_posts(posts).embeddings)
+        return self.model.inverse_temperature().detach() * self.head(
+            self.model.encode_posts(posts).embeddings
+        )
 
 
 def finetune_softmax(run: Run) -> Predictions:
@@ -389,7 +385,7 @@ def contrastgeo_variant(variant: str) -> Callable[[Run], Predictions]:
             "best_step": result.best_step,
             "alpha": result.alpha,
             "rerank_weight": model.config.rerank.tlm_weight,
-            "temperature": float(1 / model.scale()),
+            "temperature": float(1 / model.inverse_temperature()),
             "dev_curve": result.history,
         }
         return Predictions(ranking.indices[:, :TOP].numpy(), confidence, result.seconds, info)

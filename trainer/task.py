@@ -76,14 +76,14 @@ class TaskSplit:
     """One seed's split: candidate locations, k-shot training sets, dev and test posts."""
 
     task: Task
-    split: FewShotSplit
+    partition: FewShotSplit  # which records are shots, dev and test
     seed: int
 
     def __post_init__(self):
         self.locations: list[Location] = [
-            self.task.catalogue.locations[i] for i in self.split.location_ids
+            self.task.catalogue.locations[i] for i in self.partition.location_ids
         ]
-        self._index = {loc: i for i, loc in enumerate(self.split.location_ids)}
+        self._index = {loc: i for i, loc in enumerate(self.partition.location_ids)}
         self.lat = np.array([loc.lat for loc in self.locations])
         self.lon = np.array([loc.lon for loc in self.locations])
 
@@ -103,15 +103,15 @@ class TaskSplit:
         return [post_text(self.task.records[i].post, prompts) for i in records]
 
     def shots(self, k: int) -> list[int]:
-        return self.split.shots(k)
+        return self.partition.shots(k)
 
     @property
     def dev(self) -> list[int]:
-        return self.split.dev
+        return self.partition.dev
 
     @property
     def test(self) -> list[int]:
-        return self.split.test
+        return self.partition.test
 
 
 def infer_countries(

@@ -116,7 +116,7 @@ def freeze_lower_layers(model: ContrastGeo, n: int) -> int:
         return 0
     prefixes = ("embeddings.", *(f"encoder.layer.{i}." for i in range(n)))
     frozen = 0
-    for encoder in {model.post_encoder, model.loc_encoder}:  # one when shared
+    for encoder in {model.post_encoder, model.encoder_for_locations}:  # one when shared
         for name, param in encoder.backbone.named_parameters():
             if name.startswith(prefixes):
                 param.requires_grad_(False)
@@ -183,7 +183,11 @@ def training_step(
     positives = positive_mask(gold, len(locations))
     logits = model.tlc_logits(posts, locs)
     loss_tlc = tlc_loss(
-        posts.embeddings, locs.embeddings, positives, model.scale(), config.symmetric_tlc
+        posts.embeddings,
+        locs.embeddings,
+        positives,
+        model.inverse_temperature(),
+        config.symmetric_tlc,
     )
     loss = config.tlc_weight * loss_tlc
     stats = {"tlc": loss_tlc.item()}

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ServiceSettings()
     with settings.open_index() as index:
         if args.add:
-            model = settings.load_model(settings.served_version(index))
+            model = settings.load_model(settings.version_in_service(index))
             new = load_locations(args.add)
             add_locations(index, settings.index_alias, model, new)
             print(f"added {len(new)} prompt-only location(s) to model {model.version}")

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     settings = WorkerSettings()
     posts = [PostFields(t, args.user_location, args.user_description) for t in args.text]
     with settings.open_index() as index:
-        model = settings.load_model(settings.served_version(index))
+        model = settings.load_model(settings.version_in_service(index))
         predictor = Predictor(
             model,
             index,

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from benchmarks.local import local_service, start_worker, stop_worker
+    from benchmarks.local import local_service
     from benchmarks.soak import plot, soak
     from benchmarks.stream import model_posts
     from contrastgeo.commands.replay import payloads
@@ -36,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
             posts,
             args.rate,
             60 * args.minutes,
-            lambda s: start_worker(s, tmp / "worker.log"),
-            stop_worker,
+            tmp / "worker.log",
         )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "soak.json").write_text(json.dumps(results, indent=1) + "\n")

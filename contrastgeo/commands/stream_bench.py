@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from benchmarks.local import local_service, start_worker, stop_worker
+    from benchmarks.local import local_service
     from benchmarks.stream import encoder_rate, measure_stream, model_posts, write_results
     from contrastgeo.commands.replay import payloads
 
@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
         results = measure_stream(
             settings,
             [p for p, _ in posts],
-            lambda s: start_worker(s, tmp / "worker.log"),
-            stop_worker,
+            tmp / "worker.log",
         )
         print("measuring the raw encoder again ...")
         raw_after = encoder_rate(onnx, [post for _, post in posts], args.batch_size)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from benchmarks.serving import measure_serving, speed_markdown
-from tests.conftest import LOCATIONS
+from tests.support.data import LOCATIONS
 
 
 def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, tmp_path):

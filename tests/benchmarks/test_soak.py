@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.local import start_worker, stop_worker
 from benchmarks.soak import plot, soak
 from benchmarks.stream import model_posts
-from tests.conftest import real_tweets
-from tests.integration.conftest import stream_settings
+from tests.support.data import real_tweets
+from tests.support.service import stream_settings
 
 
 @pytest.mark.slow
@@ -22,9 +21,8 @@ def test_short_soak_loses_nothing_and_memory_stays_bounded(broker, served, tmp_p
         posts,
         rate=40,
         seconds=40,
+        log_file=tmp_path / "worker.log",
         every=4,
-        start_worker=lambda s: start_worker(s, tmp_path / "worker.log"),
-        stop_worker=stop_worker,
     )
     assert results["sent"] >= 1000 and results["lost"] == 0
     assert len(results["samples"]) >= 8

@@ -25,7 +25,7 @@ def test_paraphrases_are_closer_than_unrelated_posts(real_model):
 
 
 def test_zero_shot_prompts_find_a_named_city(real_model):
-    from tests.conftest import LOCATIONS
+    from tests.support.data import LOCATIONS
 
     posts = ["Walking around Utrecht by the canals", "Beach day in Split, Croatia"]
     sims = real_model.embed_posts(posts) @ real_model.embed_locations(LOCATIONS).T

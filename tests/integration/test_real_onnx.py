@@ -12,7 +12,7 @@ from stream.index import ALIAS, EdgeIndex
 from stream.predictor import Predictor
 from stream.prototypes import build_collection
 from stream.runtime import OnnxModel
-from tests.conftest import shared_data
+from tests.support.data import shared_data
 from trainer.data.readers import read_dataset
 from trainer.examples import load_example
 

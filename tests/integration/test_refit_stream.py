@@ -24,8 +24,8 @@ from refit.settings import RefitSettings
 from schemas.twitter import parse_post
 from stream.replay import replay
 from stream.routing import carried_location
-from tests.conftest import shared_data
-from tests.integration.conftest import Outputs, served_version, stream_settings, wait_for
+from tests.support.data import shared_data
+from tests.support.service import Outputs, stream_settings, wait_for, worker_model_version
 from trainer.data.catalogue import build_catalogue, label_records
 from trainer.data.readers import Record
 
@@ -97,7 +97,7 @@ def test_refit_promotes_a_better_model_to_a_running_worker(broker, tmp_path):
         assert report.counts["new_locations"] == 5 and report.counts["stored_posts"] == len(labeled)
         assert report.candidate["acc@1_refit"] > report.current["acc@1_refit"]
         wait_for(  # ModelUpdated -> reload
-            lambda: served_version(settings) == report.candidate_version,
+            lambda: worker_model_version(settings) == report.candidate_version,
             "the worker loaded the promoted model",
         )
         second = asyncio.run(replay(settings, unlocated[50:]))
@@ -109,7 +109,7 @@ def test_refit_promotes_a_better_model_to_a_running_worker(broker, tmp_path):
         strict = refit_settings.model_copy(update={"refit_min_gain": 1.0})
         kept = refit(strict)
         assert kept.decision == KEPT and kept.exit_code == 3
-        assert served_version(settings) == report.candidate_version
+        assert worker_model_version(settings) == report.candidate_version
     finally:
         stop_worker(worker)
     assert Counter(outputs.input_refs()) == Counter(first + second)  # no post lost or doubled

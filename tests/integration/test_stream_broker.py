@@ -14,14 +14,15 @@ import pytest
 from benchmarks.local import start_worker, stop_worker
 from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from stream.replay import replay
-from tests.conftest import copy_version, real_tweets
-from tests.integration.conftest import (
+from tests.support.data import real_tweets
+from tests.support.service import (
     Feeder,
     Outputs,
-    served_version,
+    copy_version,
     stream_settings,
     wait_for,
     worker_http,
+    worker_model_version,
 )
 
 BAD = [
@@ -143,7 +144,7 @@ def test_a_model_update_is_served_without_losing_a_post(broker, served, tmp_path
         collection = index_version(settings, index, "v2")
         index.close()
         asyncio.run(announce(settings, "v2", collection, old))
-        wait_for(lambda: served_version(settings) == "v2", "the worker loaded v2")
+        wait_for(lambda: worker_model_version(settings) == "v2", "the worker loaded v2")
         second = asyncio.run(replay(settings, tweets[100:]))
         outputs = Outputs(settings).wait(
             lambda o: set(o.input_refs()) >= set(first + second),

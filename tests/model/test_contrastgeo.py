@@ -6,7 +6,7 @@ import torch
 from model import EncoderConfig, FusionConfig, PostFields, RerankConfig
 from model.contrastgeo import ContrastGeo
 from model.losses import match_labels, tlm_loss
-from tests.conftest import LOCATIONS
+from tests.support.data import LOCATIONS
 
 STRATEGIES = ["vector", "cross-attention", "token"]
 POSTS = [
@@ -111,9 +111,9 @@ def test_load_refuses_an_incomplete_folder(tmp_path):
 def test_separate_encoders_have_separate_weights(make_model):
     model = make_model(encoder=EncoderConfig(checkpoint="unused", shared=False))
     assert model.location_encoder is not None
-    assert model.loc_encoder is not model.post_encoder
+    assert model.encoder_for_locations is not model.post_encoder
     shared = make_model()
-    assert shared.location_encoder is None and shared.loc_encoder is shared.post_encoder
+    assert shared.location_encoder is None and shared.encoder_for_locations is shared.post_encoder
 
 
 def test_predict_matches_unbatched_rank(make_model):
@@ -169,7 +169,7 @@ def test_temperature_learnable_or_fixed(make_model):
     assert make_model().logit_scale.requires_grad
     fixed = make_model(learnable_temperature=False, temperature=0.1)
     assert not fixed.logit_scale.requires_grad
-    assert fixed.scale().item() == pytest.approx(10.0)
+    assert fixed.inverse_temperature().item() == pytest.approx(10.0)
 
 
 def test_empty_input_is_a_clear_error(make_model):

@@ -89,3 +89,21 @@ def test_config_json_round_trip_and_fingerprint():
 def test_config_rejects_nonsense(bad):
     with pytest.raises(ValidationError):
         ContrastGeoConfig.model_validate(bad)
+
+
+def test_the_post_field_lists_agree():
+    """The fields a post template may name (``PostField``), the model's post type
+    (``PostFields``), their labels in the composed text (``FIELD_LABELS``) and the
+    service's ``schemas.Post`` are four lists of one set: a field added to one and not the
+    others would be silently empty or unlabeled."""
+    import dataclasses
+    import typing
+
+    from model.config import PostField
+    from model.prompts import FIELD_LABELS, PostFields
+    from schemas.posts import Post
+
+    fields = set(typing.get_args(PostField))
+    assert {f.name for f in dataclasses.fields(PostFields)} == fields
+    assert set(FIELD_LABELS) | {"text"} == fields
+    assert fields <= set(Post.model_fields)

@@ -28,7 +28,7 @@ def naive_tlc(posts, locs, positives, scale):
 
 def test_tlc_single_positive_hand_computed():
     # logits rows: [2, 0, 0] and [0, 2, 0]; each loss = log(1 + 2 e^-2)
-    loss = tlc_loss(POSTS, LOCS, torch.tensor([0, 1]), logit_scale=2.0)
+    loss = tlc_loss(POSTS, LOCS, torch.tensor([0, 1]), inverse_temperature=2.0)
     assert loss.item() == pytest.approx(math.log(1 + 2 * math.exp(-2)), rel=1e-6)
 
 
@@ -36,7 +36,7 @@ def test_tlc_several_positives_hand_computed():
     # post 0 has positives {0, 1}: targets [.5, .5, 0] -> log(e^2 + 2) - 1
     # post 1 has positive {1}: log(1 + 2 e^-2)
     positives = torch.tensor([[True, True, False], [False, True, False]])
-    loss = tlc_loss(POSTS, LOCS, positives, logit_scale=2.0)
+    loss = tlc_loss(POSTS, LOCS, positives, inverse_temperature=2.0)
     expected = ((math.log(math.exp(2) + 2) - 1) + math.log(1 + 2 * math.exp(-2))) / 2
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
@@ -44,7 +44,7 @@ def test_tlc_several_positives_hand_computed():
 def test_tlc_gradient_hand_computed():
     # dL/dp_b = scale / B * sum_n (softmax_bn - t_bn) l_n
     posts = POSTS.clone().requires_grad_(True)
-    tlc_loss(posts, LOCS, torch.tensor([0, 1]), logit_scale=2.0).backward()
+    tlc_loss(posts, LOCS, torch.tensor([0, 1]), inverse_temperature=2.0).backward()
     e2 = math.exp(2)
     soft = torch.tensor([[e2, 1, 1], [1, e2, 1]]) / (e2 + 2)
     expected = 2.0 / 2 * (soft - F.one_hot(torch.tensor([0, 1]), 3)) @ LOCS

@@ -68,7 +68,7 @@ def test_the_label_store_keeps_each_post_once_and_durably(tmp_path):
 def test_select_finds_new_and_sparse_locations_and_holds_users_out(tiny_store):
     import random
 
-    from tests.conftest import LOCATIONS
+    from tests.support.data import LOCATIONS
 
     settings = RefitSettings(
         refit_countries=("US",), refit_sparse_below=30, refit_replay_per_location=1

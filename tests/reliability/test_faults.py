@@ -17,18 +17,19 @@ import pytest
 from benchmarks.local import start_worker, stop_worker
 from stream.broker import EmbeddedBroker, free_port
 from stream.replay import replay
-from tests.conftest import copy_version, real_tweets
-from tests.integration.conftest import (
+from tests.reliability.nasty import POISONED_PLACE
+from tests.support.data import real_tweets
+from tests.support.service import (
     Feeder,
     LocalS3,
     Outputs,
     committed_offsets,
-    served_version,
+    copy_version,
     stream_settings,
     wait_for,
     worker_http,
+    worker_model_version,
 )
-from tests.reliability.nasty import POISONED_PLACE
 
 
 @pytest.mark.slow
@@ -208,7 +209,7 @@ def test_a_corrupt_model_is_refused_and_the_old_one_keeps_serving(broker, served
         asyncio.run(announce(settings, "broken", "locations-broken", old))
         log = tmp_path / "worker.log"
         wait_for(lambda: "model refused" in log.read_text(), "the worker tried the corrupt version")
-        assert served_version(settings) == old
+        assert worker_model_version(settings) == old
         second = asyncio.run(replay(settings, tweets[100:]))
         outputs = Outputs(settings).wait(
             lambda o: set(o.input_refs()) >= set(first + second),

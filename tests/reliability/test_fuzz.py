@@ -15,9 +15,9 @@ from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from schemas.posts import Post
 from stream.routing import Message, Rules, route
 from stream.settings import WorkerSettings
-from tests.conftest import real_tweets
 from tests.reliability import wellformed
 from tests.reliability.nasty import corpus
+from tests.support.data import real_tweets
 
 S = WorkerSettings()
 FUZZ = settings(max_examples=2_500, deadline=None, suppress_health_check=list(HealthCheck))

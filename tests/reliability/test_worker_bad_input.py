@@ -15,10 +15,10 @@ import pytest
 from benchmarks.local import start_worker, stop_worker
 from stream.replay import replay
 from stream.routing import Message, Rules, route
-from tests.conftest import real_tweets
-from tests.integration.conftest import Outputs, stream_settings
 from tests.reliability import wellformed
 from tests.reliability.nasty import corpus
+from tests.support.data import real_tweets
+from tests.support.service import Outputs, stream_settings
 
 
 @pytest.mark.slow

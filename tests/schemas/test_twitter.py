@@ -7,7 +7,7 @@ import json
 import pytest
 
 from schemas import ControlMessage, InvalidPost, parse_post
-from tests.conftest import shared_data
+from tests.support.data import shared_data
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from schemas.posts import Post
 from stream.geotagger import Geotagger
 from stream.routing import Message
 from stream.settings import WorkerSettings
-from tests.conftest import LOCATIONS
+from tests.support.data import LOCATIONS
 from trainer.metrics import coverage_curve
 
 WORDS = ["memphis", "nashville", "ghent", "split", "utrecht", "hello", "rain", "lunch", "back"]

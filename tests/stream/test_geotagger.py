@@ -15,7 +15,7 @@ from stream.geotagger import Geotagger
 from stream.index import EdgeIndex
 from stream.routing import Message
 from stream.settings import WorkerSettings
-from tests.conftest import copy_version
+from tests.support.service import copy_version
 
 PAYLOADS = [
     json.dumps({"id": "p1", "text": "hello from memphis"}).encode(),

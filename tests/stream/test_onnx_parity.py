@@ -16,7 +16,7 @@ from stream.predictor import Predictor
 from stream.prototypes import add_locations, build_collection
 from stream.runtime import OnnxModel
 from stream.tokenizer import Tokenizer
-from tests.conftest import LOCATIONS
+from tests.support.data import LOCATIONS
 
 POSTS = [
     "hello from memphis",

@@ -10,8 +10,8 @@ import pytest
 from schemas.events import DeadLetter, GeotaggedPost, LabeledPost
 from stream.routing import Message, Rules, carried_location, route
 from stream.settings import WorkerSettings
-from tests.conftest import shared_data
 from tests.reliability.nasty import POISONED_PLACE
+from tests.support.data import shared_data
 
 SETTINGS = WorkerSettings()
 

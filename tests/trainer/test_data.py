@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from schemas.posts import Place
-from tests.conftest import shared_data
+from tests.support.data import shared_data
 from trainer.data.catalogue import build_catalogue, haversine_km, label_records
 from trainer.data.readers import FORMATS, read_dataset
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from schemas.posts import Post
-from tests.conftest import shared_data
+from tests.support.data import shared_data
 from trainer.data.fewshot import FewShotConfig, bot_mask, make_split, normalized_text
 from trainer.data.readers import Record
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model import FusionConfig
-from tests.conftest import LOCATIONS
+from tests.support.data import LOCATIONS
 from trainer.train import (
     Example,
     TrainConfig,

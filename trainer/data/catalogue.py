@@ -42,8 +42,8 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def _fold(name: str) -> str:
-    """Case- and accent-insensitive form of a place name."""
+def fold(name: str) -> str:
+    """Case- and accent-insensitive form of a place name (or of a text searched for one)."""
     text = unicodedata.normalize("NFKD", name.casefold())
     return "".join(c for c in text if not unicodedata.combining(c)).strip()
 
@@ -91,7 +91,7 @@ class Catalogue:
         m = 0.05
         named = [
             i
-            for i in self._names.get(_fold(place.name), [])
+            for i in self._names.get(fold(place.name), [])
             if west - m <= self.place_lon[i] <= east + m
             and south - m <= self.place_lat[i] <= north + m
         ]
@@ -147,7 +147,7 @@ def build_catalogue(
         )
         for i in keep
     ]
-    return Catalogue(locations, lat, lon, [_fold(c["name"]) for c in rows], new_index[parent])
+    return Catalogue(locations, lat, lon, [fold(c["name"]) for c in rows], new_index[parent])
 
 
 def catalogue_of(locations: Sequence[Location]) -> Catalogue:
@@ -156,7 +156,7 @@ def catalogue_of(locations: Sequence[Location]) -> Catalogue:
         list(locations),
         np.array([loc.lat for loc in locations], dtype=np.float64),
         np.array([loc.lon for loc in locations], dtype=np.float64),
-        [_fold(loc.name) for loc in locations],
+        [fold(loc.name) for loc in locations],
         np.arange(len(locations)),
     )
 

@@ -1,5 +1,6 @@
 """Helpers to run a worker subprocess against the session's real broker (the ``broker``
-fixture of tests/conftest.py) and read back everything it published."""
+fixture of tests/conftest.py) and read back everything it published; model versions in a
+store."""
 
 from __future__ import annotations
 
@@ -192,6 +193,15 @@ def worker_http(settings: WorkerSettings, path: str) -> str:
         return ""
 
 
-def served_version(settings: WorkerSettings) -> str | None:
+def worker_model_version(settings: WorkerSettings) -> str | None:
     """The model version a worker reports on /readyz (None before it answers)."""
     return json.loads(worker_http(settings, "/readyz") or "{}").get("model_version")
+
+
+def copy_version(settings, old: str, new: str) -> None:
+    """Another model version in the store: ``old``'s export under the name ``new``."""
+    import shutil
+
+    shutil.copytree(settings.model_folder(old), settings.model_folder(new))
+    manifest = settings.model_folder(new) / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(old, new))
