@@ -7,3 +7,17 @@ time and installed size); ``local`` starts worker subprocesses and throwaway loc
 (also for the demo and the tests). The model benchmark (``contrastgeo benchmark``) is
 ``trainer.benchmark``: it compares training methods, not the service.
 """
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write_results(out: Path, name: str, results: dict[str, Any], markdown: str = "") -> None:
+    """``out/<name>.json`` (the results) and, when given, ``out/<name>.md`` (their table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    if markdown:
+        (out / f"{name}.md").write_text(markdown)

@@ -149,9 +149,3 @@ def stream_markdown(results: dict[str, Any]) -> str:
         f"| latency p50 at {r['paced_rate']:.0f} posts/s | {r['latency_ms_p50']:.0f} ms |\n"
         f"| latency p99 at {r['paced_rate']:.0f} posts/s | {r['latency_ms_p99']:.0f} ms |\n"
     )
-
-
-def write_results(results: dict[str, Any], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "stream.json").write_text(json.dumps(results, indent=1) + "\n")
-    (out / "stream.md").write_text(stream_markdown(results))

@@ -10,7 +10,6 @@ alternately from the baseline's code and this tree's.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -26,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from benchmarks import write_results
     from benchmarks.footprint import footprint, footprint_markdown
     from benchmarks.local import local_service
     from benchmarks.stream import model_posts
@@ -49,7 +49,5 @@ def run(args: argparse.Namespace) -> int:
     text = footprint_markdown(results)
     print(text)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "footprint.json").write_text(json.dumps(results, indent=1) + "\n")
-        (args.out / "footprint.md").write_text(text)
+        write_results(args.out, "footprint", results, text)
     return 0

@@ -11,7 +11,6 @@ Markdown.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from contrastgeo.commands.data_args import FORMATS
@@ -33,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from benchmarks import write_results
     from benchmarks.serving import measure_serving, speed_markdown
     from model import ContrastGeo
     from model.prompts import load_locations
@@ -55,7 +55,5 @@ def run(args: argparse.Namespace) -> int:
     text = speed_markdown(results)
     print(text)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "serving.json").write_text(json.dumps(results, indent=1) + "\n")
-        (args.out / "serving.md").write_text(text)
+        write_results(args.out, "serving", results, text)
     return 0

@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
 
+    from benchmarks import write_results
     from benchmarks.local import local_service
     from benchmarks.soak import plot, soak
     from benchmarks.stream import model_posts
@@ -38,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
             60 * args.minutes,
             tmp / "worker.log",
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "soak.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_results(args.out, "soak", results)
     plot(results, args.out / "soak.png")
     last = results["samples"][-1] if results["samples"] else {}
     print(

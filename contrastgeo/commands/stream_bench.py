@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from benchmarks.local import local_service
-    from benchmarks.stream import encoder_rate, measure_stream, model_posts, write_results
+    from benchmarks.stream import encoder_rate, measure_stream, model_posts
     from contrastgeo.commands.replay import payloads
 
     service = local_service(
@@ -64,9 +64,11 @@ def run(args: argparse.Namespace) -> int:
         precision=onnx.precision,
         model=str(args.model),
     )
+    from benchmarks import write_results
     from benchmarks.stream import stream_markdown
 
-    print(stream_markdown(results))
+    text = stream_markdown(results)
+    print(text)
     if args.out:
-        write_results(results, args.out)
+        write_results(args.out, "stream", results, text)
     return 0
