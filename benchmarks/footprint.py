@@ -136,10 +136,9 @@ def measure_worker(
         )
     try:
         while not _ready(settings):
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {worker.returncode}: see {log_file}")
-            if time.perf_counter() - start > 300:
-                raise TimeoutError(f"the worker was not ready in 300 s: see {log_file}")
+            if worker.poll() is not None or time.perf_counter() - start > 300:
+                tail = log_file.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the worker ({tree}) never got ready; its log ends:\n{tail}")
             time.sleep(0.05)
         ready_s = time.perf_counter() - start
         rss_ready = rss_mb(worker.pid)

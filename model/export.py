@@ -205,6 +205,9 @@ def export_onnx(
             "opset": OPSET,
             "embedding_dim": model.post_encoder.embedding_dim,
             "inverse_temperature": float(model.inverse_temperature().detach()),
+            # the same value under its former name, for workers of earlier releases that
+            # still run during a rolling upgrade
+            "logit_scale": float(model.inverse_temperature().detach()),
             "rerank": model.config.rerank.model_dump(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files,

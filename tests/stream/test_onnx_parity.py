@@ -174,3 +174,17 @@ def test_export_leaves_the_model_in_its_mode(make_model, tmp_path):
     model.eval()
     export_onnx(model, tmp_path / "b", quantize=False)
     assert not any(m.training for m in model.modules())
+
+
+def test_manifests_of_either_release_are_served(exported):
+    """The 1/temperature is written under its new and its former name (workers of the
+    previous release read ``logit_scale``), and a manifest with only the former name, as
+    earlier exports have, still loads."""
+    import json
+
+    model, folder, manifest = exported
+    scale = float(model.inverse_temperature())
+    assert manifest["inverse_temperature"] == manifest["logit_scale"] == pytest.approx(scale)
+    old = {k: v for k, v in manifest.items() if k != "inverse_temperature"}
+    (folder / "manifest.json").write_text(json.dumps(old))
+    assert OnnxModel(folder).inverse_temperature == pytest.approx(scale)
