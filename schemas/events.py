@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 from schemas.posts import SCHEMA_VERSION, Post
 
+GEOTAGGED_SCHEMA_VERSION = 2  # GeotaggedPost's own version: 2 added admin and country
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -69,13 +71,37 @@ class ScoredLocation(EventLocation):
     tlm: float | None = Field(None, ge=0, le=1, description="p_TLM(match); null without rerank")
 
 
+class AreaProbability(BaseModel):
+    """An admin area (``name``: its name, e.g. "Tennessee") or a country (``name``: its
+    ISO code), and the probability that the post is from it: the candidates' combined
+    scores, normalized over the k candidates, summed over those inside it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    country: str = Field(description="the area's country code (the country's own for a country)")
+    probability: float = Field(ge=0, le=1)
+
+
 class GeotaggedPost(_Event):
+    """Version 2 added ``admin`` and ``country``; version 1 events (written before) still
+    parse, without them."""
+
+    schema_version: Literal[1, 2] = GEOTAGGED_SCHEMA_VERSION
     post_id: str
     source: Literal["model", "gps", "place"]
     location: EventLocation | None = Field(description="null when the model abstained")
     score: float | None = Field(None, description="model score of the location (source=model)")
     abstained: bool = False
     candidates: list[ScoredLocation] = Field(default_factory=list)
+    admin: AreaProbability | None = Field(
+        None,
+        description="the most probable admin area among the candidates (source=model, "
+        "abstentions included): the fallback when the city is uncertain",
+    )
+    country: AreaProbability | None = Field(
+        None, description="the most probable country among the candidates (source=model)"
+    )
     model_version: str = ""
     posted_at: datetime | None = Field(None, description="the post's own creation time")
     received_at: datetime = Field(description="when the worker read the input")

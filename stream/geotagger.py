@@ -29,11 +29,17 @@ from typing import Any
 
 import structlog
 
-from schemas.events import DeadLetter, EventLocation, GeotaggedPost, ScoredLocation
+from schemas.events import (
+    AreaProbability,
+    DeadLetter,
+    EventLocation,
+    GeotaggedPost,
+    ScoredLocation,
+)
 from schemas.posts import Post
 from stream.index import version_of
 from stream.metrics import Metrics
-from stream.predictor import Candidate, Prediction, Predictor
+from stream.predictor import Area, Candidate, Prediction, Predictor
 from stream.routing import Message, Routed, Rules, dead_letter, route
 from stream.settings import WorkerSettings
 
@@ -305,6 +311,14 @@ def _probability(p: float) -> float:
     return min(max(float(p), 0.0), 1.0)
 
 
+def _area(area: Area | None) -> AreaProbability | None:
+    if area is None:
+        return None
+    return AreaProbability(
+        name=area.name, country=area.country, probability=_probability(area.probability)
+    )
+
+
 def geotagged_event(
     message: Message, post: Any, prediction: Prediction, received_at: datetime
 ) -> GeotaggedPost:
@@ -323,6 +337,8 @@ def geotagged_event(
             )
             for c in prediction.candidates
         ],
+        admin=_area(prediction.admin),
+        country=_area(prediction.country),
         model_version=prediction.model_version,
         posted_at=post.created_at,
         received_at=received_at,

@@ -8,6 +8,11 @@ the scaled cosines over the k retrieved candidates (the index does not see the o
 full softmax would differ by one constant per post, so the *order* equals the PyTorch model's.
 ``abstain_below``: a prediction whose combined probability is lower says "unknown"
 (``abstained``), keeping its candidates; calibrate it on dev data (``trainer.metrics``).
+
+Every prediction also names the admin area (state, province) and the country holding the
+most probability among the k candidates (their combined scores normalized over the k), so
+that a consumer can fall back to the state when the city is uncertain, abstentions
+included.
 """
 
 from __future__ import annotations
@@ -36,12 +41,46 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Area:
+    """An admin area (``name`` its name) or a country (``name`` its code), and the share of
+    the candidates' probability inside it."""
+
+    name: str
+    country: str
+    probability: float
+
+
+@dataclass(frozen=True)
 class Prediction:
     location: Candidate | None  # None when abstained
     score: float
     abstained: bool
     candidates: list[Candidate] = field(default_factory=list)
     model_version: str = ""
+    admin: Area | None = None  # None when no candidate names one
+    country: Area | None = None
+
+
+def most_probable_areas(
+    candidates: Sequence[Candidate], probabilities: Sequence[float]
+) -> tuple[Area | None, Area | None]:
+    """The admin area and the country with the most probability summed over their
+    candidates (``probabilities``, one per candidate, summing to 1; ties go to the area of
+    the better-ranked candidate)."""
+    admins: dict[tuple[str, str], float] = {}
+    countries: dict[str, float] = {}
+    for candidate, p in zip(candidates, probabilities, strict=True):
+        if candidate.admin:
+            key = (candidate.admin, candidate.country)
+            admins[key] = admins.get(key, 0.0) + float(p)
+        if candidate.country:
+            countries[candidate.country] = countries.get(candidate.country, 0.0) + float(p)
+    admin = max(admins.items(), key=lambda item: item[1], default=None)
+    country = max(countries.items(), key=lambda item: item[1], default=None)
+    return (
+        Area(admin[0][0], admin[0][1], admin[1]) if admin else None,
+        Area(country[0], country[0], country[1]) if country else None,
+    )
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -108,6 +147,8 @@ class Predictor:
             ]
             best = candidates[0]
             abstained = best.score < self.abstain_below
+            shares = np.exp(log_softmax(combined[row : row + 1]))[0][order]
+            admin, country = most_probable_areas(candidates, shares)
             out.append(
                 Prediction(
                     location=None if abstained else best,
@@ -115,6 +156,8 @@ class Predictor:
                     abstained=abstained,
                     candidates=candidates,
                     model_version=str(post_hits[order[0]].payload.get("model_version", "")),
+                    admin=admin,
+                    country=country,
                 )
             )
         return out

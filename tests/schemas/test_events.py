@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.events import (
+    AreaProbability,
     DeadLetter,
     EventLocation,
     GeotaggedPost,
@@ -49,6 +50,8 @@ def test_drift_is_detected(tmp_path):
                     id="4641239", name="Memphis", lat=35.1, lon=-90.0, score=0.6, tlc=0.5, tlm=0.7
                 )
             ],
+            admin=AreaProbability(name="Tennessee", country="US", probability=0.8),
+            country=AreaProbability(name="US", country="US", probability=1.0),
             model_version="v1",
             received_at=NOW,
             input=REF,
@@ -81,7 +84,17 @@ def test_drift_is_detected(tmp_path):
 def test_events_round_trip_through_json(event):
     wire = event.to_bytes()
     assert type(event).model_validate_json(wire) == event
-    assert b'"schema_version":1' in wire
+    version = 2 if isinstance(event, GeotaggedPost) else 1  # v2: admin and country
+    assert f'"schema_version":{version}'.encode() in wire
+
+
+def test_geotagged_posts_of_version_1_still_read():
+    """Events written before version 2 (still in the topic) parse, without the areas."""
+    v1 = {"schema_version": 1, "post_id": "1", "source": "model", "location": None}
+    old = GeotaggedPost.model_validate({**v1, "received_at": NOW, "input": REF.model_dump()})
+    assert old.schema_version == 1 and old.admin is None and old.country is None
+    with pytest.raises(ValidationError, match="schema_version"):
+        GeotaggedPost.model_validate({**v1, "schema_version": 3, "received_at": NOW, "input": REF})
 
 
 def test_dead_letter_keeps_arbitrary_bytes():

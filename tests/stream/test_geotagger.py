@@ -66,6 +66,15 @@ def test_a_batch_becomes_its_events(settings):
         e.model_version == geotagger.version and len(e.candidates) == 5 for e in model_events
     )
     assert all(e.location.id == e.candidates[0].id for e in model_events)
+    # the events carry the likeliest country (v2): its candidates' share of the scores
+    for e in model_events:
+        shares: dict[str, float] = {}
+        for c in e.candidates:
+            shares[c.country] = shares.get(c.country, 0.0) + c.score
+        total = sum(shares.values())
+        assert e.schema_version == 2 and e.admin is not None
+        assert e.country.probability == pytest.approx(shares[e.country.name] / total, abs=1e-6)
+        assert e.country.probability == pytest.approx(max(shares.values()) / total, abs=1e-6)
     (labeled,) = [
         LabeledPost.model_validate_json(o.value) for o in by_topic[settings.labeled_topic]
     ]

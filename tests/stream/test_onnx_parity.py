@@ -188,3 +188,25 @@ def test_manifests_of_either_release_are_served(exported):
     old = {k: v for k, v in manifest.items() if k != "inverse_temperature"}
     (folder / "manifest.json").write_text(json.dumps(old))
     assert OnnxModel(folder).inverse_temperature == pytest.approx(scale)
+
+
+def test_predictions_carry_the_most_probable_admin_area_and_country(exported, tmp_path):
+    """The areas' probabilities are the candidates' combined scores normalized over the k
+    candidates and summed per area; abstentions keep them."""
+    _, folder, _ = exported
+    onnx = OnnxModel(folder, precision="fp32")
+    index = EdgeIndex(tmp_path / "index")
+    index.set_alias(ALIAS, build_collection(index, onnx, LOCATIONS))
+    for prediction in Predictor(onnx, index, k=5, abstain_below=1.01).predict(POSTS):
+        total = sum(c.score for c in prediction.candidates)
+        countries: dict[str, float] = {}
+        admins: dict[str, float] = {}
+        for c in prediction.candidates:
+            countries[c.country] = countries.get(c.country, 0.0) + c.score / total
+            if c.admin:
+                admins[c.admin] = admins.get(c.admin, 0.0) + c.score / total
+        assert prediction.abstained and prediction.country is not None
+        assert prediction.country.probability == pytest.approx(countries[prediction.country.name])
+        assert prediction.country.probability == pytest.approx(max(countries.values()))
+        assert prediction.admin.probability == pytest.approx(max(admins.values()))
+    index.close()
