@@ -72,14 +72,15 @@ class ScoredLocation(EventLocation):
 
 
 class AreaProbability(BaseModel):
-    """An admin area (``name``: its name, e.g. "Tennessee") or a country (``name``: its
-    ISO code), and the probability that the post is from it: the candidates' combined
-    scores, normalized over the k candidates, summed over those inside it."""
+    """An admin area (``name``: its name, e.g. "Tennessee") or a country (``name``: the
+    country as the candidates name it, e.g. "US" or "United States"), and the probability
+    that the post is from it: the candidates' combined scores, normalized over the k
+    candidates, summed over those inside it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    country: str = Field(description="the area's country code (the country's own for a country)")
+    country: str = Field(description="the area's country (the country itself for a country)")
     probability: float = Field(ge=0, le=1)
 
 

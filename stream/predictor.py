@@ -42,8 +42,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Area:
-    """An admin area (``name`` its name) or a country (``name`` its code), and the share of
-    the candidates' probability inside it."""
+    """An admin area (``name`` its name) or a country (``name`` as the candidates name it),
+    and the share of the candidates' probability inside it."""
 
     name: str
     country: str
