@@ -76,6 +76,16 @@ class TrainConfig(BaseModel):
     location_refresh: int = Field(
         1, ge=1, description="Re-encode locations with gradients every N steps (1 = always)."
     )
+    bank_above: int = Field(
+        256,
+        ge=0,
+        description="With more candidates than this, TLC runs against a bank of location "
+        "embeddings (LocationBank) instead of re-encoding all of them every step.",
+    )
+    bank_refresh: int = Field(25, ge=1, description="Steps between re-encodings of the bank.")
+    bank_negatives: int = Field(
+        8, ge=1, description="Hardest bank negatives per post re-encoded with gradients."
+    )
     bucket: int = Field(
         0, ge=0, description="Sort windows of this many batches by length (0 = off)."
     )
@@ -169,6 +179,46 @@ class LocationCache:
         return encoded
 
 
+class LocationBank:
+    """TLC against thousands of candidates without encoding all of them with gradients at
+    every step (a catalogue of 10,000 places is 30,000 prompts).
+
+    Every candidate's embedding is kept without gradient, re-encoded (eval mode) every
+    ``refresh`` steps. At each step the batch's gold locations and, per post, its
+    ``negatives`` most similar other locations in the bank (hard negatives by TLC
+    similarity) are re-encoded with gradients; they replace their rows of the bank in the
+    logits (and, detached, in the bank), so the TLC softmax still runs over every
+    candidate. A step costs O(batch × negatives) encodings whatever the catalogue's size;
+    only the refresh grows with it."""
+
+    def __init__(self, refresh: int = 25, negatives: int = 8):
+        self.refresh, self.negatives = refresh, negatives
+        self.step_count, self.embeddings = 0, None
+
+    def step(
+        self,
+        model: ContrastGeo,
+        locations: Sequence[Location],
+        posts: torch.Tensor,
+        gold: torch.Tensor,
+    ) -> tuple[torch.Tensor, Encoded, torch.Tensor]:
+        """(active location indices, their fresh encodings with gradients, the (N, D)
+        embedding matrix of all candidates with the active rows fresh)."""
+        if self.embeddings is None or self.step_count % self.refresh == 0:
+            with torch.no_grad(), eval_mode(model):
+                self.embeddings = model.embed_locations(locations).to(posts.device)
+        self.step_count += 1
+        with torch.no_grad():
+            similarity = posts.detach() @ self.embeddings.T
+            similarity[torch.arange(len(gold)), gold] = float("-inf")
+            mined = similarity.topk(min(self.negatives, len(locations) - 1), dim=1).indices
+        active = torch.unique(torch.cat([gold, mined.reshape(-1)]))
+        fresh = model.encode_locations([locations[i] for i in active.tolist()])
+        everything = self.embeddings.index_copy(0, active, fresh.embeddings)
+        self.embeddings[active] = fresh.embeddings.detach()
+        return active, fresh, everything
+
+
 def training_step(
     model: ContrastGeo,
     batch: Sequence[Example],
@@ -176,25 +226,38 @@ def training_step(
     config: TrainConfig,
     generator: torch.Generator,
     cache: LocationCache | None = None,
+    bank: LocationBank | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """TLC over every candidate, TLM on the gold pair and mined negatives. Without a bank
+    every location is encoded (or taken from ``cache``); with one, the TLM candidates come
+    from the locations the bank re-encoded for this batch."""
     posts = model.encode_posts([ex.post for ex in batch])
-    locs = (cache or LocationCache()).get(model, locations)
     gold = torch.tensor([ex.location for ex in batch], device=model.device)
     positives = positive_mask(gold, len(locations))
-    logits = model.tlc_logits(posts, locs)
+    if bank is None:
+        locs = (cache or LocationCache()).get(model, locations)
+        embeddings, tlm_gold = locs.embeddings, gold
+        tlm_columns = None
+    else:
+        active, locs, embeddings = bank.step(model, locations, posts.embeddings, gold)
+        tlm_columns = active
+        tlm_gold = torch.searchsorted(active, gold)  # active is sorted and holds every gold
+    logits = model.inverse_temperature() * posts.embeddings @ embeddings.T
     loss_tlc = tlc_loss(
         posts.embeddings,
-        locs.embeddings,
+        embeddings,
         positives,
         model.inverse_temperature(),
         config.symmetric_tlc,
     )
     loss = config.tlc_weight * loss_tlc
     stats = {"tlc": loss_tlc.item()}
-    k = min(config.negatives, len(locations) - 1)
+    tlm_logits = logits if tlm_columns is None else logits[:, tlm_columns]
+    k = min(config.negatives, tlm_logits.shape[1] - 1)
     if config.tlm_weight > 0 and k > 0:
-        negatives = sample_negatives(logits, positives, k, config.mining, generator)
-        candidates = torch.cat([gold[:, None], negatives], dim=1)
+        tlm_positives = positive_mask(tlm_gold, tlm_logits.shape[1])
+        negatives = sample_negatives(tlm_logits, tlm_positives, k, config.mining, generator)
+        candidates = torch.cat([tlm_gold[:, None], negatives], dim=1)
         match = model.match_logits(posts, locs, candidates)
         loss_tlm = tlm_loss(match, match_labels(len(batch), k, model.device))
         loss = loss + config.tlm_weight * loss_tlm
@@ -316,10 +379,15 @@ def fit(
         raise ValueError(f"example locations out of range 0..{len(locations) - 1}: {bad[:5]}")
     freeze_lower_layers(model, config.freeze_layers)
     cache = LocationCache(config.location_refresh)
+    bank = (
+        LocationBank(config.bank_refresh, config.bank_negatives)
+        if len(locations) > config.bank_above
+        else None
+    )
     pretrained = pretrained_parameters(model)
 
     def step(batch: Sequence[Example], generator: torch.Generator):
-        return training_step(model, batch, locations, config, generator, cache)
+        return training_step(model, batch, locations, config, generator, cache, bank)
 
     def score() -> float:
         return tlc_mrr(model, dev, locations)

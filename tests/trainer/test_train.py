@@ -9,6 +9,7 @@ from model import FusionConfig
 from tests.support.data import LOCATIONS
 from trainer.train import (
     Example,
+    LocationBank,
     TrainConfig,
     build_optimizer,
     fit,
@@ -18,6 +19,7 @@ from trainer.train import (
     pretrained_parameters,
     tlc_mrr,
     train_loop,
+    training_step,
 )
 
 # Each location's posts carry its name: learnable by a tiny character-level model.
@@ -185,3 +187,58 @@ def test_fit_rejects_bad_input(make_model):
         fit(model, [], LOCATIONS)
     with pytest.raises(ValueError, match="out of range"):
         fit(model, [Example("x", 9)], LOCATIONS)
+
+
+def bank_batch():
+    return [TRAIN[i] for i in (0, 5, 9, 14)]
+
+
+@pytest.mark.parametrize("strategy", ["vector", "cross-attention"])
+def test_a_bank_holding_every_location_gives_the_full_step(make_model, strategy):
+    """With every location re-encoded (negatives >= N - 1) and no dropout, the bank's step
+    is the plain step: same TLC loss, same TLM loss (the same negatives drawn)."""
+    config = TrainConfig(negatives=2, progress=False)
+    losses = []
+    for bank in (None, LocationBank(refresh=1, negatives=len(LOCATIONS))):
+        model = make_model(strategy).eval()
+        generator = torch.Generator().manual_seed(0)
+        _, stats = training_step(model, bank_batch(), LOCATIONS, config, generator, bank=bank)
+        losses.append(stats)
+    assert losses[0]["tlc"] == pytest.approx(losses[1]["tlc"], abs=1e-6)
+    assert losses[0]["tlm"] == pytest.approx(losses[1]["tlm"], abs=1e-6)
+
+
+def test_the_bank_re_encodes_the_gold_and_the_hardest_negatives_only(make_model):
+    model = make_model("vector").eval()
+    bank = LocationBank(refresh=10, negatives=1)
+    batch = bank_batch()[:2]
+    gold = torch.tensor([ex.location for ex in batch])
+    posts = model.encode_posts([ex.post for ex in batch])
+    active, fresh, everything = bank.step(model, LOCATIONS, posts.embeddings, gold)
+    assert set(gold.tolist()) <= set(active.tolist()) and len(active) <= 2 * len(batch)
+    with torch.no_grad():
+        similarity = posts.embeddings @ model.embed_locations(LOCATIONS).T
+        similarity[torch.arange(2), gold] = float("-inf")
+    assert set(similarity.argmax(dim=1).tolist()) <= set(active.tolist())
+    # gradients reach the location encoder through the active rows
+    everything.sum().backward()
+    assert everything.shape == (len(LOCATIONS), fresh.embeddings.shape[1])
+    assert any(p.grad is not None for p in model.post_encoder.parameters())
+
+
+def test_fit_uses_the_bank_above_its_threshold_and_learns(make_model):
+    model = make_model("vector")
+    config = TrainConfig(
+        steps=24,
+        eval_every=6,
+        batch_size=10,
+        lr=1e-3,
+        head_lr=3e-3,
+        negatives=2,
+        bank_above=0,  # the bank for 5 locations: the catalogue-scale path on a tiny model
+        bank_refresh=6,
+        bank_negatives=2,
+        progress=False,
+    )
+    result = fit(model, TRAIN, LOCATIONS, config)
+    assert result.history[-1]["tlc"] < 0.7 * result.history[0]["tlc"]
