@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "soak": ("soak", "bounded soak: fixed rate through the broker, RSS/lag/latency sampled"),
     "refit": ("refit", "refit on newly labeled posts; promote only if not worse (CronJob)"),
     "refit-bench": ("refit_bench", "time a refit on N new locations x k labels of a dataset"),
+    "training-bench": (
+        "training_bench",
+        "a training step's time and memory at 30 to 10,000 candidate places",
+    ),
     "footprint-bench": (
         "footprint_bench",
         "a worker's start time, memory and install size vs a baseline commit",

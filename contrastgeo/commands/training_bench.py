@@ -1,0 +1,33 @@
+"""``contrastgeo training-bench``: a training step's time and peak memory as the catalogue
+grows, with the location bank and without (``benchmarks/training.py`` says how)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--places", default="30,1000,10000", help="catalogue sizes, comma-separated"
+    )
+    parser.add_argument(
+        "--plain-up-to", type=int, default=1000, help="also time the bank-free step up to here"
+    )
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per size")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=None, help="folder for JSON + Markdown")
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmarks import write_results
+    from benchmarks.training import measure_training, training_markdown
+
+    sizes = [int(n) for n in args.places.split(",")]
+    print(f"timing training steps at {sizes} places (one process each) ...")
+    results = measure_training(sizes, args.plain_up_to, args.steps, args.batch_size)
+    text = training_markdown(results)
+    print(text)
+    if args.out:
+        write_results(args.out, "training", results, text)
+    return 0
