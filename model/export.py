@@ -195,6 +195,7 @@ def export_onnx(
             save_locations(tmp / "locations.jsonl", list(locations))
         files = checksums(tmp)
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        inverse_temperature = float(model.inverse_temperature().detach())
         manifest = {
             # unique per trained weights: when it was exported + the encoder's checksum
             "model_version": version or f"{stamp}-{files['encoder.onnx'][:8]}",
@@ -204,10 +205,10 @@ def export_onnx(
             "shared_encoder": model.location_encoder is None,
             "opset": OPSET,
             "embedding_dim": model.post_encoder.embedding_dim,
-            "inverse_temperature": float(model.inverse_temperature().detach()),
+            "inverse_temperature": inverse_temperature,
             # the same value under its former name, for workers of earlier releases that
             # still run during a rolling upgrade
-            "logit_scale": float(model.inverse_temperature().detach()),
+            "logit_scale": inverse_temperature,
             "rerank": model.config.rerank.model_dump(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files,

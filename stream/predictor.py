@@ -128,6 +128,7 @@ class Predictor:
             tlm = np.zeros_like(tlc)
         w = self.tlm_weight
         combined = (1 - w) * tlc + w * tlm
+        shares = np.exp(log_softmax(combined))  # combined scores normalized over the k
         out = []
         for row, post_hits in enumerate(hits):
             order = np.argsort(-combined[row], kind="stable")  # ties keep TLC order
@@ -147,8 +148,7 @@ class Predictor:
             ]
             best = candidates[0]
             abstained = best.score < self.abstain_below
-            shares = np.exp(log_softmax(combined[row : row + 1]))[0][order]
-            admin, country = most_probable_areas(candidates, shares)
+            admin, country = most_probable_areas(candidates, shares[row, order])
             out.append(
                 Prediction(
                     location=None if abstained else best,

@@ -29,6 +29,10 @@ TRAIN = [
     for w in ("hello", "going to", "lunch in", "rain")
 ]
 DEV = [Example(f"back in {loc.name.lower()}", i) for i, loc in enumerate(LOCATIONS)]
+# a short run that the tiny model learns from (a few seconds)
+QUICK = dict(
+    steps=24, eval_every=6, batch_size=10, lr=1e-3, head_lr=3e-3, negatives=2, progress=False
+)
 
 
 def test_lr_factor_warmup_then_linear_decay():
@@ -53,15 +57,7 @@ def test_fit_lowers_both_losses(make_model, strategy):
         model,
         TRAIN,
         LOCATIONS,
-        TrainConfig(
-            steps=24,
-            eval_every=6,
-            batch_size=10,
-            lr=1e-3,
-            head_lr=3e-3,
-            negatives=2,
-            progress=False,
-        ),
+        TrainConfig(**QUICK),
     )
     first, last = result.history[0], result.history[-1]  # no dev: a row per eval_every
     assert [r["step"] for r in result.history] == [6, 12, 18, 24]
@@ -229,16 +225,10 @@ def test_the_bank_re_encodes_the_gold_and_the_hardest_negatives_only(make_model)
 def test_fit_uses_the_bank_above_its_threshold_and_learns(make_model):
     model = make_model("vector")
     config = TrainConfig(
-        steps=24,
-        eval_every=6,
-        batch_size=10,
-        lr=1e-3,
-        head_lr=3e-3,
-        negatives=2,
+        **QUICK,
         bank_above=0,  # the bank for 5 locations: the catalogue-scale path on a tiny model
         bank_refresh=6,
         bank_negatives=2,
-        progress=False,
     )
     result = fit(model, TRAIN, LOCATIONS, config)
     assert result.history[-1]["tlc"] < 0.7 * result.history[0]["tlc"]
