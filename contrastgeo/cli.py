@@ -10,6 +10,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "the streaming service end to end on embedded defaults"),
     "example": ("example", "few-shot train on the bundled example and print predictions"),
+    "catalogue": ("catalogue", "write a catalogue of candidate places from GeoNames"),
     "fit": ("fit", "train one model on a labeled file and save it"),
     "evaluate": ("evaluate", "score a saved model on a labeled file"),
     "benchmark": ("benchmark", "ContrastGeo against the baselines over shots and seeds"),

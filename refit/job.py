@@ -131,7 +131,12 @@ def clean(posts: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
 
 def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -> RefitData:
     """Label stored posts with the catalogue and choose what to train and hold out."""
-    from trainer.data.catalogue import build_catalogue, catalogue_of, label_records
+    from trainer.data.catalogue import (
+        build_catalogue,
+        catalogue_of,
+        label_records,
+        load_catalogue,
+    )
     from trainer.data.readers import Record
     from trainer.train import Example
 
@@ -141,7 +146,11 @@ def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -
     # same name within the radius when the served ids come from elsewhere) is that one.
     # Posts GeoNames cannot place fall back to the nearest served location in the radius.
     records = [Record(p) for p in posts]
-    catalogue = build_catalogue(s.refit_countries or None, s.refit_min_population)
+    catalogue = (
+        load_catalogue(s.refit_catalogue)
+        if s.refit_catalogue
+        else build_catalogue(s.refit_countries or None, s.refit_min_population)
+    )
     on_catalogue = label_records(records, catalogue, s.refit_radius_km)
     served_catalogue = catalogue_of(served)
     on_served = label_records(records, served_catalogue, s.refit_radius_km).labels

@@ -17,6 +17,11 @@ class RefitSettings(ServiceSettings):
 
     label_store: Path = Field(Path("runs/labels/labels.sqlite"), description="SQLite file.")
     refit_group_id: str = Field("contrastgeo-refit", description="Consumer group of the job.")
+    refit_catalogue: Path | None = Field(
+        None,
+        description="Catalogue file (`contrastgeo catalogue`); replaces countries and "
+        "min population.",
+    )
     refit_countries: tuple[str, ...] = Field((), description="Catalogue countries (empty = all).")
     refit_min_population: int = Field(5000, ge=500)
     refit_radius_km: float = Field(25.0, gt=0)

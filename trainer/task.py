@@ -1,10 +1,10 @@
 """A benchmark task: one labeled dataset made ready for the few-shot protocol.
 
 ``prepare_task`` reads a file in any ``--format``, builds the GeoNames catalogue for its
-countries, labels the posts (GPS point, city-level place or explicit id) and keeps the
-labeled records. ``Task.split(seed)`` then applies the few-shot protocol
-(``trainer.data.fewshot``) with that seed, so each seed draws its own users, test posts
-and shots.
+countries (or takes one, e.g. from ``--catalogue FILE``), labels the posts (GPS point,
+city-level place or explicit id) and keeps the labeled records. ``Task.split(seed)``
+then applies the few-shot protocol (``trainer.data.fewshot``) with that seed, so each
+seed draws its own users, test posts and shots.
 
 The *input* says what every method reads: ``text`` (the post's text only) or
 ``text+meta`` (text plus the author's profile location and description, as in the
@@ -156,14 +156,19 @@ def prepare_task(
     radius_km: float = 25.0,
     fewshot: FewShotConfig | None = None,
     name: str = "",
+    catalogue: Catalogue | None = None,
 ) -> Task:
-    """Read, catalogue and label a dataset (see the module doc)."""
+    """Read, catalogue and label a dataset (see the module doc). A given ``catalogue``
+    (e.g. a ``contrastgeo catalogue`` file) replaces ``countries`` and ``min_population``."""
     input_prompts(input)  # validate early
     data = read_dataset(paths, fmt, name=name)
     if not data.records:
         raise ValueError(f"{data.name}: no readable records ({dict(data.skipped)})")
-    countries = list(countries) if countries else infer_countries(data.records)
-    catalogue = build_catalogue(countries, min_population=min_population)
+    if catalogue is None:
+        countries = list(countries) if countries else infer_countries(data.records)
+        catalogue = build_catalogue(countries, min_population=min_population)
+    else:
+        countries = sorted({p.country_code or p.country for p in catalogue.places})
     labeling = label_records(data.records, catalogue, radius_km)
     keep = np.flatnonzero(labeling.labels >= 0)
     report = Counter({f"skipped-lines:{k}": v for k, v in data.skipped.items()})

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 FORMATS = ("twitter-jsonl", "latlon-tsv", "nl-tsv", "jsonl", "csv")
+
+
+DEFAULT_MIN_POPULATION = 5000
 
 
 class TRAIN_DEFAULTS:  # TrainConfig's, without importing torch (a test ties them)
@@ -50,7 +54,17 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "the posts' coordinates and places)",
     )
     group.add_argument(
-        "--min-population", type=int, default=5000, help="catalogue places (default 5000)"
+        "--min-population",
+        type=int,
+        default=None,
+        help=f"catalogue places (default {DEFAULT_MIN_POPULATION})",
+    )
+    group.add_argument(
+        "--catalogue",
+        type=Path,
+        default=None,
+        help="catalogue file from `contrastgeo catalogue` (replaces --countries and "
+        "--min-population)",
     )
     group.add_argument(
         "--radius-km", type=float, default=25.0, help="snap radius for GPS labels (default 25)"
@@ -97,6 +111,23 @@ def model_and_train_config(args: argparse.Namespace, **train):
     return model, TrainConfig(steps=args.steps, batch_size=args.batch_size, **train)
 
 
+def catalogue_from_args(args: argparse.Namespace):
+    """The ``--catalogue`` file's catalogue, or None (then ``prepare_task`` builds one from
+    ``--countries`` and ``--min-population``)."""
+    from trainer.data.catalogue import load_catalogue
+
+    if args.catalogue is None:
+        return None
+    if args.countries or args.min_population is not None:
+        raise SystemExit(
+            "--catalogue replaces --countries and --min-population: pass one or the others"
+        )
+    try:
+        return load_catalogue(args.catalogue)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def task_from_args(args: argparse.Namespace, shots: tuple[int, ...]):
     from trainer.data.fewshot import FewShotConfig
     from trainer.task import prepare_task
@@ -106,7 +137,8 @@ def task_from_args(args: argparse.Namespace, shots: tuple[int, ...]):
         args.format,
         input=args.input,
         countries=args.countries,
-        min_population=args.min_population,
+        min_population=args.min_population or DEFAULT_MIN_POPULATION,
+        catalogue=catalogue_from_args(args),
         radius_km=args.radius_km,
         fewshot=FewShotConfig(
             shots=shots,

@@ -17,6 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--locations", type=Path, default=None, help="JSONL of locations (default: the model's)"
     )
     parser.add_argument(
+        "--catalogue",
+        type=Path,
+        default=None,
+        help="serve every candidate location of this catalogue file (`contrastgeo "
+        "catalogue`) instead of the model's locations",
+    )
+    parser.add_argument(
         "--add",
         type=Path,
         default=None,
@@ -40,6 +47,21 @@ def newest_version(store: Path) -> str:
     return versions[-1]  # versions start with their export time
 
 
+def locations_from_args(args: argparse.Namespace):
+    """``--locations`` or ``--catalogue``'s locations; None = the model's own."""
+    from model.prompts import load_locations
+    from trainer.data.catalogue import load_catalogue
+
+    if args.locations and args.catalogue:
+        raise SystemExit("pass --locations or --catalogue, not both")
+    if args.catalogue:
+        try:
+            return load_catalogue(args.catalogue).locations
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+    return load_locations(args.locations) if args.locations else None
+
+
 def run(args: argparse.Namespace) -> int:
     from model.prompts import load_locations
     from refit.publish import index_version
@@ -55,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"added {len(new)} prompt-only location(s) to model {model.version}")
             return 0
         version = args.version or newest_version(settings.model_store)
-        locations = load_locations(args.locations) if args.locations else None
+        locations = locations_from_args(args)
         previous = index.resolve(settings.index_alias)
         try:
             collection = index_version(settings, index, version, locations, not args.no_switch)

@@ -11,6 +11,7 @@ another refit running), 1 failed (the current model keeps serving).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,12 +20,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="use the label store as it is (do not read the labeled topic first)",
     )
+    parser.add_argument(
+        "--catalogue",
+        type=Path,
+        default=None,
+        help="catalogue file (`contrastgeo catalogue`) the stored posts are labeled with "
+        "(default: CONTRASTGEO_REFIT_CATALOGUE, else GeoNames at "
+        "CONTRASTGEO_REFIT_COUNTRIES / CONTRASTGEO_REFIT_MIN_POPULATION)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from refit.job import markdown, refit
     from refit.settings import RefitSettings
 
-    report = refit(RefitSettings(), ingest_labels=not args.no_ingest)
+    override = {"refit_catalogue": args.catalogue} if args.catalogue else {}
+    report = refit(RefitSettings(**override), ingest_labels=not args.no_ingest)
     print(markdown(report))
     return report.exit_code

@@ -8,7 +8,11 @@ import argparse
 import shutil
 from pathlib import Path
 
-from contrastgeo.commands.data_args import add_data_arguments, task_from_args
+from contrastgeo.commands.data_args import (
+    DEFAULT_MIN_POPULATION,
+    add_data_arguments,
+    task_from_args,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
             model_store=tmp / "models",
             index_path=tmp / "index",
             label_store=tmp / "labels.sqlite",
+            refit_catalogue=args.catalogue,
             refit_countries=tuple(args.countries or ()),
-            refit_min_population=args.min_population,
+            refit_min_population=args.min_population or DEFAULT_MIN_POPULATION,
             refit_radius_km=args.radius_km,
             refit_max_shots=args.shots,
             refit_steps=args.steps,

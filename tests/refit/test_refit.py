@@ -96,6 +96,20 @@ def test_select_finds_new_and_sparse_locations_and_holds_users_out(tiny_store):
     assert {ex.post.id for ex in again.holdout} == {ex.post.id for ex in data.holdout}
 
 
+def test_select_labels_with_the_catalogue_file_it_is_given(tmp_path):
+    from tests.support.data import LOCATIONS
+    from trainer.data.catalogue import build_catalogue, save_catalogue
+
+    arkansas = tmp_path / "ar.jsonl"
+    save_catalogue(arkansas, build_catalogue(["US"], admin1=["AR"]))
+    settings = RefitSettings(refit_catalogue=arkansas, refit_sparse_below=30)
+    data = select([e.post for e in label_events(8)], LOCATIONS, settings)
+    new = [loc.name for loc in data.locations[len(LOCATIONS) :]]
+    # Knoxville, Tennessee is not in the file's catalogue; Memphis posts snap to the
+    # nearest place it holds, West Memphis, Arkansas (8 km away), not served
+    assert sorted(new) == ["Little Rock", "West Memphis"]
+
+
 def test_the_gate():
     s = RefitSettings(refit_max_overall_drop=0.01, refit_min_gain=0.05)
     current = {"acc@1": 0.5, "acc@1_refit": 0.2, "holdout_refit": 10}

