@@ -25,8 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from model.config import ContrastGeoConfig
+from trainer.data.fewshot import Shots, shot_label, shot_order
 from trainer.methods import BASELINES, METHODS, SHOT_FREE, FrozenEncoder, Predictions, Run
-from trainer.metrics import geolocation_metrics, paired_bootstrap
+from trainer.metrics import (
+    LABEL_BUCKETS,
+    accuracy_by_labels,
+    geolocation_metrics,
+    paired_bootstrap,
+)
 from trainer.task import Task
 from trainer.train import TrainConfig
 
@@ -35,6 +41,7 @@ log = structlog.get_logger(__name__)
 METRICS = (
     "acc@1",
     "acc@5",
+    "acc@25km",
     "acc@161km",
     "mean_km",
     "median_km",
@@ -47,7 +54,7 @@ METRICS = (
 class BenchmarkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    shots: tuple[int, ...] = (1, 2, 4, 8, 16)
+    shots: tuple[Shots, ...] = (1, 2, 4, 8, 16)
     seeds: int = Field(5, ge=1)
     methods: tuple[str, ...] = ("contrastgeo", *BASELINES)
     model: ContrastGeoConfig = ContrastGeoConfig()
@@ -62,6 +69,7 @@ def check_methods(methods: Sequence[str]) -> None:
 
 def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) -> dict[str, Any]:
     check_methods(config.methods)
+    catalogue_protocol = task.fewshot.protocol == "catalogue"
     model_config = config.model.model_copy(update={"prompts": task.prompts})
     frozen = FrozenEncoder(model_config)
     rows: list[dict[str, Any]] = []
@@ -79,6 +87,10 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
         gold = split.gold(split.test)
         shot_free: dict[str, Predictions] = {}
         for shots in config.shots:
+            # training labels of each test post's gold place at this k (catalogue protocol)
+            labels_of_gold = np.bincount(
+                split.gold(split.shots(shots)), minlength=len(split.locations)
+            )[gold]
             for method in config.methods:
                 bar.set_postfix_str(f"{method} k={shots} seed={seed}")
                 if method in shot_free:
@@ -109,17 +121,27 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
                     "correct": "".join("1" if c else "0" for c in pred.ranked[:, 0] == gold),
                     **pred.info,
                 }
+                if catalogue_protocol:
+                    row["acc@1_by_labels"] = accuracy_by_labels(
+                        pred.ranked[:, 0] == gold, labels_of_gold
+                    )
                 rows.append(row)
                 log.info(
                     "benchmark_run",
                     dataset=task.name,
-                    **{k: v for k, v in row.items() if k not in ("correct", "dev_curve")},
+                    **{
+                        k: v
+                        for k, v in row.items()
+                        if k not in ("correct", "dev_curve", "acc@1_by_labels")
+                    },
                 )
                 bar.update(1)
     bar.close()
     return {
         "dataset": task.name,
         "input": task.input,
+        "protocol": task.fewshot.protocol,
+        "catalogue_size": len(task.catalogue.locations),
         "locations": len(first_split.locations),
         "test_posts": len(first_split.test),
         "user_disjoint": first_split.partition.user_disjoint,
@@ -139,7 +161,10 @@ def summarize(results: dict[str, Any], metric: str) -> dict[str, dict[int, tuple
     for row in results["results"]:
         values[row["method"]][row["shots"]].append(row[metric])
     return {
-        method: {k: (float(np.mean(v)), float(np.std(v))) for k, v in sorted(by_shot.items())}
+        method: {
+            k: (float(np.mean(v)), float(np.std(v)))
+            for k, v in sorted(by_shot.items(), key=lambda kv: shot_order(kv[0]))
+        }
         for method, by_shot in values.items()
     }
 
@@ -148,7 +173,8 @@ def target_check(results: dict[str, Any]) -> list[str]:
     """One line per shot count: ContrastGeo against the best baseline (by mean Acc@1) on the
     same test posts: the mean gap, its paired bootstrap 95% interval, and whether the target
     holds: the interval's lower bound above the required margin (0 at every k; at the
-    smallest k, 5 points or half the baseline's accuracy, whichever is smaller)."""
+    smallest k, 5 points or half the baseline's accuracy, whichever is smaller; the catalogue
+    protocol asks for no margin)."""
     table = summarize(results, "acc@1")
     if "contrastgeo" not in table:
         return []
@@ -161,12 +187,13 @@ def target_check(results: dict[str, Any]) -> list[str]:
         if "correct" in r
     }
     lines = []
-    shots = sorted(table["contrastgeo"])
+    shots = sorted(table["contrastgeo"], key=shot_order)
+    fewshot = results.get("protocol", "fewshot") == "fewshot"
     for k in shots:
         ours = table["contrastgeo"][k][0]
         best = max(baselines, key=lambda m: table[m][k][0])
         theirs = table[best][k][0]
-        margin = min(0.05, 0.5 * theirs) if k == shots[0] else 0.0
+        margin = min(0.05, 0.5 * theirs) if fewshot and k == shots[0] else 0.0
         seeds = sorted(s for m, kk, s in correct if m == "contrastgeo" and kk == k)
         diffs = [
             correct[("contrastgeo", k, s)].astype(float) - correct[(best, k, s)]
@@ -190,7 +217,7 @@ def choices(results: dict[str, Any]) -> list[str]:
     """What ContrastGeo's dev selection chose per shot count, over seeds."""
     rows = [r for r in results["results"] if r["method"] == "contrastgeo" and "best_step" in r]
     lines = []
-    for k in sorted({r["shots"] for r in rows}):
+    for k in sorted({r["shots"] for r in rows}, key=shot_order):
         runs = [r for r in rows if r["shots"] == k]
         cells = [", ".join(f"{r[key]:g}" for r in runs) for key in ("best_step", "alpha")]
         cells.append(", ".join(f"{r['rerank_weight']:g}" for r in runs))
@@ -198,27 +225,45 @@ def choices(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+FEWSHOT_TABLES = (
+    ("acc@1", "Acc@1 (%)"),
+    ("acc@161km", "Acc@161km (%)"),
+    ("acc@1_cov20", "Acc@1 on the 20% most confident posts (%)"),
+    ("median_km", "Median error (km)"),
+)
+CATALOGUE_TABLES = (
+    ("acc@1", "Acc@1 (%)"),
+    ("acc@25km", "Acc@25km (%)"),
+    ("acc@161km", "Acc@161km (%)"),
+    ("median_km", "Median error (km)"),
+    ("mean_km", "Mean error (km)"),
+    ("answered", "Answered (%)"),
+)
+RULE_BASED = ("carmen", "gazetteer", "zero-shot")  # the catalogue target's reference systems
+
+
 def markdown(results: dict[str, Any], command: str = "") -> str:
     methods = list(dict.fromkeys(r["method"] for r in results["results"]))
-    shots = sorted({r["shots"] for r in results["results"]})
+    shots = sorted({r["shots"] for r in results["results"]}, key=shot_order)
     seeds = len({r["seed"] for r in results["results"]})
+    catalogue = results.get("protocol", "fewshot") == "catalogue"
+    size = (
+        f"catalogue protocol: all {results['catalogue_size']} catalogue places are candidates"
+        if catalogue
+        else f"{results['locations']} locations"
+    )
     out = [
         f"# Benchmark: {results['dataset']} ({results['input']})",
         "",
-        f"{results['locations']} locations, {results['test_posts']} test posts (seed 0), "
+        f"{size}, {results['test_posts']} test posts (seed 0), "
         f"user-disjoint: {'yes' if results['user_disjoint'] else 'no (no user ids)'}, "
         f"{seeds} seed(s), {results['seconds'] / 60:.1f} min on {results['machine']}.",
     ]
     if command:
         out += ["", f"Command: `{command}`"]
-    header = "| method | " + " | ".join(f"{k}-shot" for k in shots) + " |"
+    header = "| method | " + " | ".join(shot_label(k) for k in shots) + " |"
     rule = "|---|" + "---:|" * len(shots)
-    for metric, title in (
-        ("acc@1", "Acc@1 (%)"),
-        ("acc@161km", "Acc@161km (%)"),
-        ("acc@1_cov20", "Acc@1 on the 20% most confident posts (%)"),
-        ("median_km", "Median error (km)"),
-    ):
+    for metric, title in CATALOGUE_TABLES if catalogue else FEWSHOT_TABLES:
         table = summarize(results, metric)
         scale = 1 if metric in ("mean_km", "median_km") else 100
         out += ["", f"## {title}, mean ± std over seeds", "", header, rule]
@@ -232,28 +277,33 @@ def markdown(results: dict[str, Any], command: str = "") -> str:
             out.append(f"| {method} | " + " | ".join(cells) + " |")
     answered = summarize(results, "answered")
     partial = [m for m in methods if answered[m][shots[0]][0] < 1]
-    if partial:
+    if partial and not catalogue:
         out += [
             "",
             "Methods that can abstain answered: "
             + ", ".join(f"{m} {100 * answered[m][shots[0]][0]:.0f}%" for m in partial)
             + " of test posts (no answer counts as wrong).",
         ]
+    if catalogue:
+        out += by_labels_table(results, methods, shots[-1])
     train = summarize(results, "train_seconds")
     out += ["", "## Training time per run (s)", "", header, rule]
     for method in methods:
         out.append(
             f"| {method} | " + " | ".join(f"{train[method][k][0]:.1f}" for k in shots) + " |"
         )
+    if catalogue:
+        out += catalogue_target(results, shots[-1])
     lines = target_check(results)
     if lines:
+        margin = "above the required margin" if not catalogue else "above 0"
         out += [
             "",
             "## Target: ContrastGeo vs the best baseline (Acc@1, mean over seeds)",
             "",
             "Gap: ContrastGeo minus the best baseline on the same test posts, with its paired "
             "bootstrap 95% interval (posts resampled within each seed); met when the "
-            "interval's lower bound is above the required margin.",
+            f"interval's lower bound is {margin}.",
             "",
             "| shots | contrastgeo | best baseline | gap (points) | 95% interval | "
             "margin | target |",
@@ -273,30 +323,139 @@ def markdown(results: dict[str, Any], command: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
+def by_labels(results: dict[str, Any], method: str, k: Shots) -> dict[str, float | None]:
+    """Mean over seeds of ``method``'s Acc@1 per bucket of the gold place's training labels
+    at ``k`` (None where no test post falls in the bucket)."""
+    rows = [r for r in results["results"] if r["method"] == method and r["shots"] == k]
+    out = {}
+    for name, *_ in LABEL_BUCKETS:
+        values = [r["acc@1_by_labels"][name]["acc@1"] for r in rows]
+        values = [v for v in values if v is not None]
+        out[name] = float(np.mean(values)) if values else None
+    return out
+
+
+def by_labels_table(results: dict[str, Any], methods: list[str], k: Shots) -> list[str]:
+    first = next(r for r in results["results"] if r["shots"] == k and r["seed"] == 0)
+    posts = {name: first["acc@1_by_labels"][name]["posts"] for name, *_ in LABEL_BUCKETS}
+    out = [
+        "",
+        f"## Acc@1 (%) by the gold place's training labels ({shot_label(k)}), mean over seeds",
+        "",
+        "| method | " + " | ".join(f"{n} labels ({posts[n]} posts)" for n in posts) + " |",
+        "|---|" + "---:|" * len(posts),
+    ]
+    for method in methods:
+        cells = by_labels(results, method, k)
+        out.append(
+            f"| {method} | "
+            + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells.values())
+            + " |"
+        )
+    return out
+
+
+def catalogue_target(results: dict[str, Any], k: Shots) -> list[str]:
+    """The catalogue protocol's target at ``k`` (the largest, "all"): Acc@1 >= 1.8x and
+    Acc@161km >= 25 points above the best of carmen, gazetteer and zero-shot, median error
+    < 50 km, and on posts whose place had no training label Acc@1 >= zero-shot's."""
+    acc, near = summarize(results, "acc@1"), summarize(results, "acc@161km")
+    median = summarize(results, "median_km")
+    reference = [m for m in RULE_BASED if m in acc]
+    if "contrastgeo" not in acc or not reference:
+        return []
+    best = max(reference, key=lambda m: acc[m][k][0])
+    best_near = max(reference, key=lambda m: near[m][k][0])
+    ours, ours_near, ours_km = (
+        acc["contrastgeo"][k][0],
+        near["contrastgeo"][k][0],
+        median["contrastgeo"][k][0],
+    )
+    ratio = ours / acc[best][k][0] if acc[best][k][0] else float("inf")
+    gap = ours_near - near[best_near][k][0]
+    lines = [
+        "",
+        f"## Target at {shot_label(k)} (mean over seeds)",
+        "",
+        "| criterion | contrastgeo | reference | target |",
+        "|---|---:|---|---|",
+        f"| Acc@1 ≥ 1.8× the best of {', '.join(reference)} | {100 * ours:.1f} | "
+        f"{best} {100 * acc[best][k][0]:.1f} ({ratio:.2f}×) | {_met(ratio >= 1.8)} |",
+        f"| Acc@161km ≥ 25 points above it | {100 * ours_near:.1f} | "
+        f"{best_near} {100 * near[best_near][k][0]:.1f} ({100 * gap:+.1f}) | "
+        f"{_met(gap >= 0.25)} |",
+        f"| median error < 50 km | {ours_km:.0f} km | | {_met(ours_km < 50)} |",
+    ]
+    if "zero-shot" in acc:
+        unseen, zero = (
+            by_labels(results, "contrastgeo", k)["0"],
+            by_labels(results, "zero-shot", k)["0"],
+        )
+        if unseen is not None and zero is not None:
+            lines.append(
+                f"| no forgetting: Acc@1 on posts whose place has no training label ≥ "
+                f"zero-shot's | {100 * unseen:.1f} | zero-shot {100 * zero:.1f} | "
+                f"{_met(unseen >= zero)} |"
+            )
+    return lines
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "not met"
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
+    """Acc@1 against shots per method; for the catalogue protocol also Acc@161km against
+    shots and Acc@1 by the gold place's training labels at the largest k."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = summarize(results, "acc@1")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, by_shot in table.items():
-        ks = list(by_shot)
-        mean = np.array([by_shot[k][0] for k in ks]) * 100
-        std = np.array([by_shot[k][1] for k in ks]) * 100
-        style = "-" if method.startswith("contrastgeo") else "--"
-        width = 2.5 if method == "contrastgeo" else 1.2
-        ax.plot(ks, mean, style, marker="o", lw=width, label=method)
-        ax.fill_between(ks, mean - std, mean + std, alpha=0.12)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(sorted({k for b in table.values() for k in b}))
-    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_xlabel("labeled posts per location (shots)")
-    ax.set_ylabel("Acc@1 (%)")
-    ax.set_title(f"{results['dataset']} ({results['input']}), {results['locations']} locations")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    catalogue = results.get("protocol", "fewshot") == "catalogue"
+    shots = sorted({r["shots"] for r in results["results"]}, key=shot_order)
+    panels = (
+        (("acc@1", "Acc@1 (%)"), ("acc@161km", "Acc@161km (%)"))
+        if catalogue
+        else (("acc@1", "Acc@1 (%)"),)
+    )
+    fig, axes = plt.subplots(
+        1, len(panels) + catalogue, figsize=(7 * (len(panels) + catalogue), 4.5), squeeze=False
+    )
+    for ax, (metric, label) in zip(axes[0], panels, strict=False):
+        for method, by_shot in summarize(results, metric).items():
+            ks = list(by_shot)
+            x = [shots.index(k) for k in ks]  # evenly spaced: 1, 2, 4 ... is a log2 axis
+            mean = np.array([by_shot[k][0] for k in ks]) * 100
+            std = np.array([by_shot[k][1] for k in ks]) * 100
+            style = "-" if method.startswith("contrastgeo") else "--"
+            width = 2.5 if method == "contrastgeo" else 1.2
+            ax.plot(x, mean, style, marker="o", lw=width, label=method)
+            ax.fill_between(x, mean - std, mean + std, alpha=0.12)
+        ax.set_xticks(range(len(shots)), [str(k) for k in shots])
+        ax.set_xlabel("labeled posts per location (shots)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="best")
+    if catalogue:
+        ax, k = axes[0][-1], shots[-1]
+        methods = list(dict.fromkeys(r["method"] for r in results["results"]))
+        names = [name for name, *_ in LABEL_BUCKETS]
+        width = 0.8 / len(methods)
+        for i, method in enumerate(methods):
+            values = by_labels(results, method, k)
+            heights = [100 * (values[n] or 0.0) for n in names]
+            ax.bar(np.arange(len(names)) + i * width, heights, width, label=method)
+        ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
+        ax.set_xlabel(f"training labels of the gold place ({shot_label(k)})")
+        ax.set_ylabel("Acc@1 (%)")
+        ax.grid(alpha=0.3, axis="y")
+    where = (
+        f"all {results['catalogue_size']} places"
+        if catalogue
+        else (f"{results['locations']} locations")
+    )
+    fig.suptitle(f"{results['dataset']} ({results['input']}), {where}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -42,6 +42,7 @@ from torch import nn
 from model.config import ContrastGeoConfig
 from model.contrastgeo import ContrastGeo
 from trainer.data.catalogue import fold, haversine_km
+from trainer.data.fewshot import Shots
 from trainer.task import TaskSplit
 from trainer.train import TrainConfig, fit, train_loop
 
@@ -61,7 +62,7 @@ class Predictions:
 @dataclass
 class Run:
     split: TaskSplit
-    shots: int
+    shots: Shots
     seed: int
     model_config: ContrastGeoConfig  # base config (checkpoint, fusion, ...) for the task
     train_config: TrainConfig
@@ -413,4 +414,5 @@ BASELINES = (
     "finetune-softmax",
     "carmen",
 )
+CATALOGUE_BASELINES = ("zero-shot", "carmen", "gazetteer", "tfidf-lr", "zero-shot+tfidf")
 SHOT_FREE = {"gazetteer", "zero-shot", "carmen"}  # same answer at every shot count

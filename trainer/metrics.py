@@ -17,6 +17,9 @@ import numpy as np
 from trainer.data.catalogue import haversine_km
 
 ACC_KM = 161.0  # 100 miles, the usual Twitter geolocation threshold
+CITY_KM = 25.0  # the labeling radius: an answer this close is the right town's area
+# buckets of a test post's gold place by its number of training labels (catalogue protocol)
+LABEL_BUCKETS = (("0", 0, 0), ("1-4", 1, 4), ("5-16", 5, 16), (">16", 17, math.inf))
 
 
 def macro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
@@ -40,8 +43,8 @@ def geolocation_metrics(
     confidence: np.ndarray | None = None,
     coverage: float = 0.2,
 ) -> dict[str, float]:
-    """Acc@1, Acc@5, Acc@161km, mean/median km, macro-F1, answered fraction, and Acc@1 and
-    Acc@161km on the ``coverage`` most confident posts (``*_cov20`` for 0.2).
+    """Acc@1, Acc@5, Acc@25km, Acc@161km, mean/median km, macro-F1, answered fraction, and
+    Acc@1 and Acc@161km on the ``coverage`` most confident posts (``*_cov20`` for 0.2).
 
     ranked: (n, k) location indices; gold: (n,); lat/lon: (num_locations,) coordinates.
     """
@@ -70,6 +73,7 @@ def geolocation_metrics(
     return {
         "acc@1": float(correct.mean()),
         "acc@5": float(in_top5.mean()),
+        "acc@25km": float((answered & (dist <= CITY_KM)).mean()),
         "acc@161km": float(near.mean()),
         "mean_km": float(dist.mean()),
         "median_km": float(np.median(dist)),
@@ -78,6 +82,20 @@ def geolocation_metrics(
         f"acc@1_{tag}": accuracy_at_coverage(confidence, correct, coverage),
         f"acc@161km_{tag}": accuracy_at_coverage(confidence, near, coverage),
     }
+
+
+def accuracy_by_labels(
+    correct: np.ndarray, labels_of_gold: np.ndarray
+) -> dict[str, dict[str, float | int | None]]:
+    """Acc@1 (None when empty) and post count per ``LABEL_BUCKETS`` bucket of the gold
+    place's training labels: does a method answer places it never saw a label for?"""
+    correct, labels_of_gold = np.asarray(correct, bool), np.asarray(labels_of_gold)
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name, low, high in LABEL_BUCKETS:
+        mask = (labels_of_gold >= low) & (labels_of_gold <= high)
+        accuracy = float(correct[mask].mean()) if mask.any() else None
+        out[name] = {"posts": int(mask.sum()), "acc@1": accuracy}
+    return out
 
 
 def accuracy_at_coverage(confidence: np.ndarray, correct: np.ndarray, coverage: float) -> float:

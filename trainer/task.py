@@ -26,7 +26,13 @@ import structlog
 from model.config import PromptConfig
 from model.prompts import Location, post_text
 from trainer.data.catalogue import Catalogue, build_catalogue, haversine_km, label_records
-from trainer.data.fewshot import FewShotConfig, FewShotSplit, make_split
+from trainer.data.fewshot import (
+    FewShotConfig,
+    FewShotSplit,
+    Shots,
+    make_catalogue_split,
+    make_split,
+)
 from trainer.data.readers import Record, read_dataset
 from trainer.train import Example
 
@@ -61,7 +67,12 @@ class Task:
         return input_prompts(self.input)
 
     def split(self, seed: int) -> TaskSplit:
-        split = make_split(self.records, self.labels, replace(self.fewshot, seed=seed))
+        config = replace(self.fewshot, seed=seed)
+        if config.protocol == "catalogue":
+            n = len(self.catalogue.locations)
+            split = make_catalogue_split(self.records, self.labels, n, config)
+        else:
+            split = make_split(self.records, self.labels, config)
         if len(split.location_ids) < 2:
             raise ValueError(
                 f"{self.name}: only {len(split.location_ids)} location(s) have enough posts "
@@ -102,7 +113,7 @@ class TaskSplit:
         prompts = self.task.prompts
         return [post_text(self.task.records[i].post, prompts) for i in records]
 
-    def shots(self, k: int) -> list[int]:
+    def shots(self, k: Shots) -> list[int]:
         return self.partition.shots(k)
 
     @property

@@ -1,6 +1,8 @@
 """``contrastgeo benchmark``: ContrastGeo against the baselines on one labeled dataset.
 
-Writes ``results.json``, ``results.md`` and ``acc_vs_shots.png`` to ``--out``.
+Writes ``results.json``, ``results.md`` and ``acc_vs_shots.png`` to ``--out``. Two
+protocols (``trainer/data/fewshot.py``): ``fewshot``, the paper's (the most frequent places,
+k posts each), and ``catalogue`` (every place of the catalogue a candidate).
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from pathlib import Path
 from contrastgeo.commands.data_args import (
     add_data_arguments,
     add_model_arguments,
-    int_list,
     model_and_train_config,
+    shot_list,
     str_list,
     task_from_args,
 )
 
 METHOD_GROUPS = {
-    "default": "contrastgeo + every baseline",
+    "default": "contrastgeo + every baseline (catalogue protocol: + zero-shot, carmen, "
+    "gazetteer, tfidf-lr, zero-shot+tfidf)",
     "baselines": "every baseline",
     "ablations": "contrastgeo and each of its variants",
 }
@@ -29,7 +32,21 @@ METHOD_GROUPS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     add_model_arguments(parser)
-    parser.add_argument("--shots", type=int_list, default=(1, 2, 4, 8, 16))
+    parser.add_argument(
+        "--protocol",
+        choices=("fewshot", "catalogue"),
+        default="fewshot",
+        help="fewshot (the paper's: the most frequent places, k posts each; default) or "
+        "catalogue (every place of the catalogue is a candidate, test = every post of the "
+        "test users, k caps the training labels per place)",
+    )
+    parser.add_argument(
+        "--shots",
+        type=shot_list,
+        default=None,
+        help="posts per place, comma-separated; 'all' = no cap (catalogue protocol) "
+        "(default 1,2,4,8,16; catalogue: 1,4,16,all)",
+    )
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
     parser.add_argument(
         "--methods",
@@ -41,11 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default runs/benchmark/<name>")
 
 
-def expand_methods(names: tuple[str, ...]) -> tuple[str, ...]:
-    from trainer.methods import BASELINES, METHODS
+def expand_methods(names: tuple[str, ...], protocol: str = "fewshot") -> tuple[str, ...]:
+    from trainer.methods import BASELINES, CATALOGUE_BASELINES, METHODS
 
     groups = {
-        "default": ("contrastgeo", *BASELINES),
+        "default": ("contrastgeo", *(BASELINES if protocol == "fewshot" else CATALOGUE_BASELINES)),
         "baselines": BASELINES,
         "ablations": tuple(m for m in METHODS if m.startswith("contrastgeo")),
     }
@@ -55,15 +72,17 @@ def expand_methods(names: tuple[str, ...]) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     from trainer.benchmark import BenchmarkConfig, check_methods, run_benchmark, write_report
 
-    methods = expand_methods(args.methods)
+    methods = expand_methods(args.methods, args.protocol)
     check_methods(methods)
+    shots = args.shots or ((1, 2, 4, 8, 16) if args.protocol == "fewshot" else (1, 4, 16, "all"))
     model, train = model_and_train_config(args, progress=False)
-    task = task_from_args(args, args.shots)
+    task = task_from_args(args, shots, args.protocol)
     config = BenchmarkConfig(
-        shots=args.shots, seeds=args.seeds, methods=methods, model=model, train=train
+        shots=shots, seeds=args.seeds, methods=methods, model=model, train=train
     )
     results = run_benchmark(task, config)
-    out = args.out or Path("runs/benchmark") / f"{task.name}-{task.input}"
+    suffix = "" if args.protocol == "fewshot" else "-catalogue"
+    out = args.out or Path("runs/benchmark") / f"{task.name}-{task.input}{suffix}"
     command = "contrastgeo " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
     for path in write_report(results, out, command):
         print(f"wrote {path}")

@@ -28,6 +28,18 @@ def int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def shot_list(text: str) -> tuple[int | str, ...]:
+    """``1,4,16,all``: positive integers, and "all" (every label; catalogue protocol)."""
+    parts = [x.strip() for x in text.split(",") if x.strip()]
+    numbers = ",".join(x for x in parts if x != "all")
+    values: tuple[int | str, ...] = int_list(numbers) if numbers else ()
+    if "all" in parts:
+        values += ("all",)
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected shot counts, got {text!r}")
+    return values
+
+
 def str_list(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
@@ -128,10 +140,21 @@ def catalogue_from_args(args: argparse.Namespace):
         raise SystemExit(str(exc)) from None
 
 
-def task_from_args(args: argparse.Namespace, shots: tuple[int, ...]):
+def task_from_args(
+    args: argparse.Namespace, shots: tuple[int | str, ...], protocol: str = "fewshot"
+):
     from trainer.data.fewshot import FewShotConfig
     from trainer.task import prepare_task
 
+    try:
+        fewshot = FewShotConfig(
+            shots=shots,
+            min_posts=args.min_posts,
+            max_locations=args.max_locations or None,
+            protocol=protocol,
+        )
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     return prepare_task(
         args.data,
         args.format,
@@ -140,10 +163,6 @@ def task_from_args(args: argparse.Namespace, shots: tuple[int, ...]):
         min_population=args.min_population or DEFAULT_MIN_POPULATION,
         catalogue=catalogue_from_args(args),
         radius_km=args.radius_km,
-        fewshot=FewShotConfig(
-            shots=shots,
-            min_posts=args.min_posts,
-            max_locations=args.max_locations or None,
-        ),
+        fewshot=fewshot,
         name=args.name,
     )

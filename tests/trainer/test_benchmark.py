@@ -269,3 +269,65 @@ def test_mini_benchmark_on_real_tweets(tmp_path, capsys):
     assert by[("zero-shot", 1)]["acc@1"] > 0.3
     assert by[("gazetteer", 1)]["acc@1"] > 0.3
     assert "| contrastgeo |" in markdown(results)
+
+
+def test_the_catalogue_protocol_ranks_every_place_and_reports_by_labels(
+    tmp_path, tiny_checkpoint, labeled_file
+):
+    from model import ContrastGeoConfig, EncoderConfig, FusionConfig
+    from trainer.data.catalogue import build_catalogue
+    from trainer.methods import CATALOGUE_BASELINES
+    from trainer.metrics import LABEL_BUCKETS
+
+    catalogue = build_catalogue(["US"], admin1=["AR", "TN"])  # the 4 cities among ~100
+    task = prepare_task(
+        labeled_file,
+        "jsonl",
+        catalogue=catalogue,
+        fewshot=FewShotConfig(shots=(1, "all"), protocol="catalogue"),
+    )
+    methods = ("contrastgeo", *CATALOGUE_BASELINES)
+    config = BenchmarkConfig(
+        shots=(1, "all"),
+        seeds=1,
+        methods=methods,
+        model=ContrastGeoConfig(
+            encoder=EncoderConfig(checkpoint=tiny_checkpoint), fusion=FusionConfig(heads=2)
+        ),
+        # a bank over the catalogue, as at scale
+        train=TrainConfig(steps=2, eval_every=1, bank_above=10, progress=False),
+    )
+    results = run_benchmark(task, config, progress=False)
+    n = len(catalogue.locations)
+    assert results["protocol"] == "catalogue" and results["catalogue_size"] == n > 50
+    assert results["locations"] == n  # every place is a candidate
+    split = task.split(0)
+    assert len(results["results"]) == len(methods) * 2
+    assert results["test_posts"] == len(split.test) > 20
+    by = {(r["method"], r["shots"]): r for r in results["results"]}
+    for row in results["results"]:
+        assert set(row) >= SCHEMA_KEYS | {"acc@25km", "answered", "acc@1_by_labels"}
+        assert row["acc@1"] <= row["acc@25km"] <= row["acc@161km"]
+        buckets = row["acc@1_by_labels"]
+        assert list(buckets) == [name for name, *_ in LABEL_BUCKETS]
+        assert sum(b["posts"] for b in buckets.values()) == len(split.test)
+    # each city has about 16 training posts: at k=all every test post's place has more
+    # than 4, at k=1 exactly 1
+    at_all = by[("zero-shot", "all")]["acc@1_by_labels"]
+    assert at_all["5-16"]["posts"] + at_all[">16"]["posts"] == len(split.test)
+    assert by[("zero-shot", 1)]["acc@1_by_labels"]["1-4"]["posts"] == len(split.test)
+    # names in the text or the profile: the gazetteer finds them among the whole catalogue
+    assert by[("gazetteer", 1)]["acc@1"] > 0.9
+    paths = write_report(results, tmp_path / "out")
+    md = paths[1].read_text()
+    assert f"all {n} catalogue places are candidates" in md
+    assert "| method | 1-shot | all labels |" in md
+    assert "## Acc@25km (%)" in md and "## Target at all labels" in md
+    assert "by the gold place's training labels (all labels)" in md
+    assert paths[2].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_benchmark_command_parses_shots_all_for_the_catalogue_protocol(tmp_path):
+    argv = ["benchmark", "--data", str(tmp_path / "x.jsonl"), "--format", "jsonl"]
+    with pytest.raises(SystemExit, match="catalogue protocol"):
+        main([*argv, "--shots", "1,all", "--countries", "US"])

@@ -5,7 +5,13 @@ import pytest
 
 from schemas.posts import Post
 from tests.support.data import shared_data
-from trainer.data.fewshot import FewShotConfig, bot_mask, make_split, normalized_text
+from trainer.data.fewshot import (
+    FewShotConfig,
+    bot_mask,
+    make_catalogue_split,
+    make_split,
+    normalized_text,
+)
 from trainer.data.readers import Record
 
 
@@ -26,7 +32,7 @@ def _check_no_leakage(records, labels, split):
     groups = {
         "test": split.test,
         "dev": split.dev,
-        "train": [i for loc in split.location_ids for i in split.train_pool[loc]],
+        "train": [i for loc in split.location_ids for i in split.train_pool.get(loc, [])],
     }
     users = {name: {records[i].post.user_id for i in idx} for name, idx in groups.items()}
     texts = {
@@ -122,3 +128,61 @@ def test_report_counts_every_dropped_record_once():
     split = make_split(records, labels, FewShotConfig(shots=(1,), min_posts=10))
     assert split.report["dropped:unlabeled"] == 1
     assert split.report["dropped:bot-job-ad"] == 1  # the unlabeled ad is not counted twice
+
+
+def test_the_catalogue_split_keeps_every_place_and_every_post_of_the_test_users():
+    # 40 places; place p has p % 4 + 1 users of 3 posts: many places have a single user,
+    # who lands on one side only, so some test posts come from places without a training
+    # label, and some places have training labels but no test post
+    records, labels = [], []
+    for place in range(40):
+        for u in range(place % 4 + 1):
+            for p in range(3):
+                text = f"place{place} user{u} post{p}"
+                user = f"u{place}-{u}"
+                records.append(Record(Post(id=f"{place}-{u}-{p}", text=text, user_id=user)))
+                labels.append(place)
+    labels = np.array(labels)
+    config = FewShotConfig(shots=(1, 2, "all"), protocol="catalogue", max_dev_posts=10)
+    split = make_catalogue_split(records, labels, 50, config)
+    assert split.location_ids == list(range(50))  # every catalogue place, even unlabeled
+    _check_no_leakage(records, labels, split)
+    test_users = {records[i].post.user_id for i in split.test}
+    assert sorted(split.test) == [i for i, r in enumerate(records) if r.post.user_id in test_users]
+    assert len(split.dev) == 10
+    trained = set(split.train_pool)
+    assert any(int(labels[i]) not in trained for i in split.test)  # gold without a label
+    # k caps the labels per place; "all" is the whole training pool
+    everything = [i for posts in split.train_pool.values() for i in posts]
+    assert sorted(split.shots("all")) == sorted(everything)
+    assert set(split.shots(1)) < set(split.shots(2)) <= set(split.shots("all"))
+    assert len(split.shots(1)) == len(trained)
+    # seeded
+    again = make_catalogue_split(records, labels, 50, config)
+    assert again.test == split.test and again.train_pool == split.train_pool
+
+
+def test_shots_all_needs_the_catalogue_protocol():
+    with pytest.raises(ValueError, match="catalogue protocol"):
+        FewShotConfig(shots=(1, "all"))
+    with pytest.raises(ValueError, match="unknown protocol"):
+        FewShotConfig(protocol="everything")
+
+
+@pytest.mark.slow
+def test_real_us_south_catalogue_split():
+    from trainer.data.catalogue import build_catalogue, label_records
+    from trainer.data.readers import read_dataset
+
+    data = read_dataset(shared_data("us-south-tweets", "tweets.jsonl.gz"), "twitter-jsonl")
+    catalogue = build_catalogue(["US"], min_population=5000)
+    labels = label_records(data.records, catalogue).labels
+    config = FewShotConfig(shots=(1, "all"), protocol="catalogue")
+    split = make_catalogue_split(data.records, labels, len(catalogue.locations), config)
+    assert split.user_disjoint and len(split.location_ids) == len(catalogue.locations) > 5000
+    _check_no_leakage(data.records, labels, split)
+    assert len(split.test) > 1000 and len(split.dev) == config.max_dev_posts
+    trained = set(split.train_pool)
+    unseen = [i for i in split.test if int(labels[i]) not in trained]
+    assert 0 < len(unseen) < 0.5 * len(split.test)  # the long tail, but not most posts
+    assert split.report["dropped:bot-job-ad"] > 100

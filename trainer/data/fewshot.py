@@ -15,15 +15,24 @@
 5. **Shots**: for k in ``shots``, the first k posts of a seeded per-location order of the
    train pool, round-robin over users (so 16 shots are not one user's 16 posts); the k-shot
    sets are nested (the 1-shot post is in the 2-shot set ...).
+
+The **catalogue protocol** (``protocol="catalogue"``, ``make_catalogue_split``) keeps steps
+1, 2 and 5 but not the location filter: every place of the catalogue is a candidate, users
+are split into train pool / dev / test by their share of all posts, the test set is every
+post of the test users (gold may be a place without a single training label), dev is up to
+``max_dev_posts`` posts of the dev users, and ``k`` caps the training posts per place
+(``"all"`` = no cap: every label of the training users).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -69,6 +78,19 @@ def bot_reasons(
     return reasons
 
 
+Shots = int | Literal["all"]  # training posts per place; "all" = no cap (catalogue protocol)
+Protocol = Literal["fewshot", "catalogue"]
+
+
+def shot_order(k: Shots) -> float:
+    """Sort key of a shot count ("all" after every number)."""
+    return math.inf if k == "all" else float(k)
+
+
+def shot_label(k: Shots) -> str:
+    return "all labels" if k == "all" else f"{k}-shot"
+
+
 def bot_mask(records: Sequence[Record], min_posts: int = 10, share: float = 0.5):
     """(is_bot boolean array, Counter of reasons) over all records."""
     reasons = bot_reasons(records, min_posts, share)
@@ -77,7 +99,7 @@ def bot_mask(records: Sequence[Record], min_posts: int = 10, share: float = 0.5)
 
 @dataclass(frozen=True)
 class FewShotConfig:
-    shots: tuple[int, ...] = (1, 2, 4, 8, 16)
+    shots: tuple[Shots, ...] = (1, 2, 4, 8, 16)
     min_posts: int = 30  # per location, after cleaning
     max_locations: int | None = 50
     dev_share: float = 0.15
@@ -85,6 +107,14 @@ class FewShotConfig:
     max_test_per_location: int = 50
     max_dev_per_location: int = 10
     seed: int = 0
+    protocol: Protocol = "fewshot"
+    max_dev_posts: int = 500  # catalogue protocol: dev posts (a seeded sample of dev users')
+
+    def __post_init__(self):
+        if self.protocol not in ("fewshot", "catalogue"):
+            raise ValueError(f"unknown protocol {self.protocol!r}: fewshot or catalogue")
+        if self.protocol == "fewshot" and "all" in self.shots:
+            raise ValueError('shots "all" needs the catalogue protocol')
 
 
 @dataclass
@@ -96,65 +126,27 @@ class FewShotSplit:
     user_disjoint: bool
     report: Counter[str] = field(default_factory=Counter)
 
-    def shots(self, k: int) -> list[int]:
-        """Record indices of the k-shot training set (nested in k)."""
-        return [i for loc in self.location_ids for i in self.train_pool[loc][:k]]
+    def shots(self, k: Shots) -> list[int]:
+        """Record indices of the k-shot training set (nested in k; "all": every post)."""
+        cap = None if k == "all" else k
+        return [i for loc in self.location_ids for i in self.train_pool.get(loc, [])[:cap]]
 
 
 def make_split(
     records: Sequence[Record], labels: np.ndarray, config: FewShotConfig = FewShotConfig()
 ) -> FewShotSplit:
     """Apply steps 1-5 of the module doc to labeled records (labels -1 = unlabeled)."""
+    if config.protocol != "fewshot":
+        raise ValueError("make_split is the few-shot protocol; see make_catalogue_split")
     report: Counter[str] = Counter()
-    bots = bot_reasons(records)
-    seen: set[str] = set()
-    keep: list[int] = []
-    for i, r in enumerate(records):
-        if labels[i] < 0:
-            report["dropped:unlabeled"] += 1
-        elif bots[i]:
-            report[f"dropped:bot-{bots[i]}"] += 1
-        elif (norm := normalized_text(r.post.text)) in seen or not norm:
-            report["dropped:duplicate-text"] += 1
-        else:
-            seen.add(norm)
-            keep.append(i)
-
+    keep = _clean(records, labels, report)
     user_disjoint = any(records[i].post.user_id for i in keep)
-
-    def group_of(i: int) -> str:
-        return records[i].post.user_id if user_disjoint else f"post:{i}"
-
     counts = Counter(int(labels[i]) for i in keep)
     candidates = [loc for loc, n in counts.most_common() if n >= config.min_posts]
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i in keep:
-        if counts[int(labels[i])] >= config.min_posts:
-            groups[group_of(i)].append(i)
-
+    kept = [i for i in keep if counts[int(labels[i])] >= config.min_posts]
     rng = random.Random(config.seed)
-    order = sorted(groups)
-    rng.shuffle(order)
-    shares = {
-        "test": config.test_share,
-        "dev": config.dev_share,
-        "train": 1.0 - config.test_share - config.dev_share,
-    }
-    assigned: dict[int, Counter[str]] = defaultdict(Counter)
-    split_of: dict[str, str] = {}
-    for g in order:
-        main = Counter(int(labels[i]) for i in groups[g]).most_common(1)[0][0]
-        have = assigned[main]
-        total = sum(have.values()) + len(groups[g])
-        split = max(shares, key=lambda s: shares[s] * total - have[s])
-        split_of[g] = split
-        for i in groups[g]:
-            assigned[int(labels[i])][split] += 1
-
-    per_split: dict[str, dict[int, list[int]]] = {s: defaultdict(list) for s in shares}
-    for g in order:
-        for i in groups[g]:
-            per_split[split_of[g]][int(labels[i])].append(i)
+    # balanced per location: each user goes where their main location is furthest behind
+    per_split = _split_users(records, labels, kept, config, rng, by_location=True)
     max_k = max(config.shots)
     location_ids = [
         loc
@@ -175,6 +167,91 @@ def make_split(
     report["test_posts"] = len(test)
     report["dev_posts"] = len(dev)
     return FewShotSplit(location_ids, train_pool, dev, test, user_disjoint, report)
+
+
+def make_catalogue_split(
+    records: Sequence[Record],
+    labels: np.ndarray,
+    n_locations: int,
+    config: FewShotConfig,
+) -> FewShotSplit:
+    """The catalogue protocol (module doc): every one of the ``n_locations`` catalogue
+    places is a candidate; users split by their share of all posts."""
+    report: Counter[str] = Counter()
+    keep = _clean(records, labels, report)
+    user_disjoint = any(records[i].post.user_id for i in keep)
+    rng = random.Random(config.seed)
+    per_split = _split_users(records, labels, keep, config, rng, by_location=False)
+    train_pool = {
+        loc: _round_robin(posts, records, rng) for loc, posts in sorted(per_split["train"].items())
+    }
+    dev = [i for posts in per_split["dev"].values() for i in posts]
+    rng.shuffle(dev)
+    dev = sorted(dev[: config.max_dev_posts])
+    test = sorted(i for posts in per_split["test"].values() for i in posts)
+    report["locations"] = n_locations
+    report["locations_with_training_posts"] = len(train_pool)
+    report["training_posts"] = sum(len(p) for p in train_pool.values())
+    report["test_posts"] = len(test)
+    report["dev_posts"] = len(dev)
+    return FewShotSplit(list(range(n_locations)), train_pool, dev, test, user_disjoint, report)
+
+
+def _clean(records: Sequence[Record], labels: np.ndarray, report: Counter[str]) -> list[int]:
+    """Steps 1 and 2: the labeled records that are neither bots nor repeated texts."""
+    bots = bot_reasons(records)
+    seen: set[str] = set()
+    keep: list[int] = []
+    for i, r in enumerate(records):
+        if labels[i] < 0:
+            report["dropped:unlabeled"] += 1
+        elif bots[i]:
+            report[f"dropped:bot-{bots[i]}"] += 1
+        elif (norm := normalized_text(r.post.text)) in seen or not norm:
+            report["dropped:duplicate-text"] += 1
+        else:
+            seen.add(norm)
+            keep.append(i)
+    return keep
+
+
+def _split_users(
+    records: Sequence[Record],
+    labels: np.ndarray,
+    keep: list[int],
+    config: FewShotConfig,
+    rng: random.Random,
+    by_location: bool,
+) -> dict[str, dict[int, list[int]]]:
+    """Step 3: split -> location -> record indices. Users (posts, without user ids) go in a
+    seeded order to the split furthest below its target share: of their main location's
+    posts (``by_location``) or of all posts."""
+    user_disjoint = any(records[i].post.user_id for i in keep)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in keep:
+        groups[records[i].post.user_id if user_disjoint else f"post:{i}"].append(i)
+    order = sorted(groups)
+    rng.shuffle(order)
+    shares = {
+        "test": config.test_share,
+        "dev": config.dev_share,
+        "train": 1.0 - config.test_share - config.dev_share,
+    }
+    assigned: dict[int, Counter[str]] = defaultdict(Counter)
+    split_of: dict[str, str] = {}
+    for g in order:
+        main = Counter(int(labels[i]) for i in groups[g]).most_common(1)[0][0]
+        have = assigned[main if by_location else -1]
+        total = sum(have.values()) + len(groups[g])
+        split = max(shares, key=lambda s: shares[s] * total - have[s])
+        split_of[g] = split
+        for i in groups[g]:
+            assigned[int(labels[i]) if by_location else -1][split] += 1
+    per_split: dict[str, dict[int, list[int]]] = {s: defaultdict(list) for s in shares}
+    for g in order:
+        for i in groups[g]:
+            per_split[split_of[g]][int(labels[i])].append(i)
+    return per_split
 
 
 def _round_robin(indices: list[int], records: Sequence[Record], rng: random.Random) -> list[int]:
