@@ -240,15 +240,8 @@ class ContrastGeo(nn.Module):
         tlc = torch.log_softmax(self.tlc_logits(posts, locations), dim=1)
         top_tlc, top_idx = tlc.topk(k, dim=1)
         tlm = F.logsigmoid(match_log_odds(self.match_logits(posts, locations, top_idx)))
-        w = self.config.rerank.tlm_weight
-        scores = (1 - w) * top_tlc + w * tlm
-        order = scores.argsort(dim=1, descending=True, stable=True)  # ties keep TLC order
-        return Ranking(
-            indices=top_idx.gather(1, order),
-            scores=scores.gather(1, order),
-            tlc_logprob=top_tlc.gather(1, order),
-            tlm_logprob=tlm.gather(1, order),
-        )
+        by_tlc = Ranking(indices=top_idx, scores=top_tlc, tlc_logprob=top_tlc, tlm_logprob=tlm)
+        return rerank(by_tlc, self.config.rerank.tlm_weight)
 
     # ------------------------------------------------------ inference conveniences
     @torch.no_grad()
@@ -345,6 +338,20 @@ class ContrastGeo(nn.Module):
             }
             return Ranking(**columns)
         return torch.cat(outputs)[inverse]
+
+
+def rerank(ranking: Ranking, weight: float) -> Ranking:
+    """Order each row's candidates by (1 − w)·log p_TLC + w·log p_TLM; ties keep the order
+    they come in (TLC's). Reranking a ranking made with w = 0 by w gives exactly what
+    ``rank`` gives with w, so one ranking can be scored at several weights."""
+    scores = (1 - weight) * ranking.tlc_logprob + weight * ranking.tlm_logprob
+    order = scores.argsort(dim=1, descending=True, stable=True)
+    return Ranking(
+        indices=ranking.indices.gather(1, order),
+        scores=scores.gather(1, order),
+        tlc_logprob=ranking.tlc_logprob.gather(1, order),
+        tlm_logprob=ranking.tlm_logprob.gather(1, order),
+    )
 
 
 @contextmanager

@@ -35,7 +35,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from model.contrastgeo import ContrastGeo, eval_mode
+from model.contrastgeo import ContrastGeo, Ranking, eval_mode, rerank
 from model.encoders import Encoded
 from model.losses import match_labels, positive_mask, tlc_loss, tlm_loss
 from model.mining import MiningMode, sample_negatives
@@ -282,11 +282,9 @@ def tlc_mrr(model: ContrastGeo, examples: Sequence[Example], locations: Sequence
     return float(reciprocal_ranks(scores, gold).mean())
 
 
-@torch.no_grad()
-def ranking_mrr(model: ContrastGeo, examples: Sequence[Example], locations: Sequence[Location]):
-    """Mean reciprocal rank of the gold location in the two-stage ranking (its top k;
-    0 when the gold location is not among them)."""
-    ranking = model.predict([ex.post for ex in examples], locations)
+def ranking_mrr(ranking: Ranking, examples: Sequence[Example]) -> float:
+    """Mean reciprocal rank of the gold location in a two-stage ranking (its top k; 0 when
+    the gold location is not among them)."""
     gold = torch.tensor([ex.location for ex in examples])[:, None]
     hit = ranking.indices.cpu() == gold
     ranks = hit.float().argmax(dim=1) + 1
@@ -322,14 +320,20 @@ def select_interpolation(
     dev: Sequence[Example],
     locations: Sequence[Location],
     alphas: Sequence[float],
+    finetuned_score: float | None = None,
 ) -> float:
     """Pick α on dev TLC MRR (ties: the larger α, the model as trained) and leave the model
-    interpolated with it."""
+    interpolated with it. ``finetuned_score``, the model's own dev TLC MRR when known,
+    spares evaluating α = 1 again; when training kept the pre-trained weights every α is
+    the same model, and α = 1 is kept without evaluating any."""
     finetuned = {name: p.detach().clone() for name, p in model.named_parameters()}
+    if all(torch.equal(finetuned[name], theta0) for name, theta0 in pretrained.items()):
+        return 1.0
     best_alpha, best = 1.0, None
     for alpha in sorted(alphas, reverse=True):
         interpolate(model, pretrained, finetuned, alpha)
-        score = tlc_mrr(model, dev, locations)
+        known = alpha == 1 and finetuned_score is not None
+        score = finetuned_score if known else tlc_mrr(model, dev, locations)
         log.debug("interpolation", alpha=alpha, dev_tlc_mrr=score)
         if best is None or score > best:
             best_alpha, best = alpha, score
@@ -344,11 +348,13 @@ def select_rerank_weight(
     weights: Sequence[float],
 ) -> float:
     """Pick the rerank weight w on the dev two-stage MRR (ties: the smaller w, TLC alone
-    unless the matching head helps) and write it into the model's config."""
+    unless the matching head helps) and write it into the model's config. The dev posts
+    are ranked once (by TLC, w = 0) and reranked at each w."""
+    set_rerank_weight(model, 0.0)
+    by_tlc = model.predict([ex.post for ex in dev], locations)
     best_weight, best = None, None
     for weight in sorted(weights):
-        set_rerank_weight(model, weight)
-        score = ranking_mrr(model, dev, locations)
+        score = ranking_mrr(rerank(by_tlc, weight), dev)
         log.debug("rerank weight", w=weight, dev_mrr=score)
         if best is None or score > best:
             best_weight, best = weight, score
@@ -396,7 +402,7 @@ def fit(
     if dev:
         with eval_mode(model):
             result.alpha = select_interpolation(
-                model, pretrained, dev, locations, config.interpolation
+                model, pretrained, dev, locations, config.interpolation, result.best_dev
             )
             if config.rerank_weights is not None:
                 result.rerank_weight = select_rerank_weight(

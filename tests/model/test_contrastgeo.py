@@ -129,6 +129,24 @@ def test_predict_matches_unbatched_rank(make_model):
     torch.testing.assert_close(by_index, direct.scores.gather(1, direct.indices.argsort(dim=1)))
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.25, 0.5, 1.0])
+def test_a_tlc_ranking_reranked_by_w_is_the_ranking_with_w(make_model, weight):
+    from model.contrastgeo import rerank
+    from trainer.train import set_rerank_weight
+
+    model = make_model("vector").eval()
+    torch.nn.init.normal_(model.matching_head.linear.weight, std=1.0)  # a head with opinions
+    posts, locations = model.encode_posts(POSTS), model.encode_locations(LOCATIONS)
+    with torch.no_grad():
+        set_rerank_weight(model, 0.0)
+        by_tlc = model.rank(posts, locations, k=4)
+        set_rerank_weight(model, weight)
+        direct = model.rank(posts, locations, k=4)
+    again = rerank(by_tlc, weight)
+    for name in ("indices", "scores", "tlc_logprob", "tlm_logprob"):
+        assert torch.equal(getattr(again, name), getattr(direct, name)), name
+
+
 def _disagreeing_head(model, monkeypatch):
     """Matching head that prefers the candidate TLC ranks *last* among the top k."""
 

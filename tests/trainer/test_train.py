@@ -17,6 +17,7 @@ from trainer.train import (
     interpolate,
     lr_factor,
     pretrained_parameters,
+    select_interpolation,
     tlc_mrr,
     train_loop,
     training_step,
@@ -232,3 +233,32 @@ def test_fit_uses_the_bank_above_its_threshold_and_learns(make_model):
     )
     result = fit(model, TRAIN, LOCATIONS, config)
     assert result.history[-1]["tlc"] < 0.7 * result.history[0]["tlc"]
+
+
+def test_interpolation_selection_reuses_the_known_score_and_skips_an_untrained_model(
+    make_model, monkeypatch
+):
+    from trainer import train as train_module
+
+    model = make_model("vector")
+    start = pretrained_parameters(model)
+    calls = []
+    real = train_module.tlc_mrr
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "tlc_mrr", counted)
+    # untouched weights: every α is the same model, none is evaluated
+    assert select_interpolation(model, start, DEV, LOCATIONS, (0.0, 0.5, 1.0)) == 1.0
+    assert calls == []
+    fit(model, TRAIN, LOCATIONS, TrainConfig(**QUICK))
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    own = real(model, DEV, LOCATIONS)
+    alpha = select_interpolation(model, start, DEV, LOCATIONS, (0.0, 0.5, 1.0), own)
+    assert len(calls) == 2  # α = 1's score was given
+    # the same choice as evaluating every α
+    model.load_state_dict(trained)
+    assert select_interpolation(model, start, DEV, LOCATIONS, (0.0, 0.5, 1.0)) == alpha
+    assert len(calls) == 5
