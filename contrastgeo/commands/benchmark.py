@@ -15,6 +15,7 @@ from pathlib import Path
 from contrastgeo.commands.data_args import (
     add_data_arguments,
     add_model_arguments,
+    add_protocol_argument,
     model_and_train_config,
     shot_list,
     str_list,
@@ -32,14 +33,7 @@ METHOD_GROUPS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     add_model_arguments(parser)
-    parser.add_argument(
-        "--protocol",
-        choices=("fewshot", "catalogue"),
-        default="fewshot",
-        help="fewshot (the paper's: the most frequent places, k posts each; default) or "
-        "catalogue (every place of the catalogue is a candidate, test = every post of the "
-        "test users, k caps the training labels per place)",
-    )
+    add_protocol_argument(parser)
     parser.add_argument(
         "--shots",
         type=shot_list,

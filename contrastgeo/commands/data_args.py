@@ -30,14 +30,27 @@ def int_list(text: str) -> tuple[int, ...]:
 
 def shot_list(text: str) -> tuple[int | str, ...]:
     """``1,4,16,all``: positive integers, and "all" (every label; catalogue protocol)."""
-    parts = [x.strip() for x in text.split(",") if x.strip()]
-    numbers = ",".join(x for x in parts if x != "all")
-    values: tuple[int | str, ...] = int_list(numbers) if numbers else ()
-    if "all" in parts:
-        values += ("all",)
+    values = tuple(shot_value(x) for x in text.split(",") if x.strip())
     if not values:
         raise argparse.ArgumentTypeError(f"expected shot counts, got {text!r}")
     return values
+
+
+def shot_value(text: str) -> int | str:
+    """A positive integer, or "all"."""
+    text = text.strip()
+    return "all" if text == "all" else int_list(text)[0]
+
+
+def add_protocol_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--protocol",
+        choices=("fewshot", "catalogue"),
+        default="fewshot",
+        help="fewshot (the paper's: the most frequent places, k posts each; default) or "
+        "catalogue (every place of the catalogue is a candidate, test = every post of the "
+        "test users, k caps the training labels per place)",
+    )
 
 
 def str_list(text: str) -> tuple[str, ...]:

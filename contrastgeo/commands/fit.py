@@ -1,8 +1,11 @@
 """``contrastgeo fit``: train one ContrastGeo model on a labeled file and save it.
 
 The few-shot protocol draws ``--shots`` posts per location (user-disjoint where the data has
-users); dev posts drive early stopping and the held-out test posts are scored. The model
-folder gets ``locations.jsonl`` (its candidate locations) and ``metrics.json``, whose
+users); dev posts drive early stopping and the held-out test posts are scored. With
+``--protocol catalogue`` every place of the catalogue is a candidate and ``--shots`` caps
+the training labels per place (``all``: every label of the training users). The model
+folder gets ``locations.jsonl`` (its candidate locations: with the catalogue protocol the
+whole catalogue, which ``export`` and ``index`` then serve) and ``metrics.json``, whose
 ``dev_calibration`` table is computed on the score the workers serve.
 """
 
@@ -15,7 +18,9 @@ from pathlib import Path
 from contrastgeo.commands.data_args import (
     add_data_arguments,
     add_model_arguments,
+    add_protocol_argument,
     model_and_train_config,
+    shot_value,
     task_from_args,
 )
 
@@ -23,7 +28,14 @@ from contrastgeo.commands.data_args import (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     add_model_arguments(parser)
-    parser.add_argument("--shots", type=int, default=16, help="posts per location (default 16)")
+    add_protocol_argument(parser)
+    parser.add_argument(
+        "--shots",
+        type=shot_value,
+        default=16,
+        help="training posts per location (default 16); 'all' with --protocol catalogue: "
+        "every label of the training users",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
 
@@ -36,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from trainer.train import fit
 
     model_config, train_config = model_and_train_config(args, seed=args.seed)
-    task = task_from_args(args, (args.shots,))
+    task = task_from_args(args, (args.shots,), args.protocol)
     split = task.split(args.seed)
     model = ContrastGeo.from_config(model_config.model_copy(update={"prompts": task.prompts}))
     print(
@@ -71,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "dataset": task.name,
         "input": task.input,
+        "protocol": args.protocol,
         "shots": args.shots,
         "seed": args.seed,
         "train_seconds": result.seconds,

@@ -331,3 +331,23 @@ def test_the_benchmark_command_parses_shots_all_for_the_catalogue_protocol(tmp_p
     argv = ["benchmark", "--data", str(tmp_path / "x.jsonl"), "--format", "jsonl"]
     with pytest.raises(SystemExit, match="catalogue protocol"):
         main([*argv, "--shots", "1,all", "--countries", "US"])
+
+
+def test_fit_on_a_catalogue_saves_the_whole_catalogue_for_serving(
+    tmp_path, tiny_checkpoint, labeled_file
+):
+    from model.prompts import load_locations
+    from trainer.data.catalogue import build_catalogue, save_catalogue
+
+    catalogue_file = tmp_path / "ar-tn.jsonl"
+    catalogue = build_catalogue(["US"], admin1=["AR", "TN"])
+    save_catalogue(catalogue_file, catalogue)
+    model = tmp_path / "model"
+    argv = ["--log-level", "WARNING", "fit", "--data", str(labeled_file), "--format", "jsonl"]
+    argv += ["--catalogue", str(catalogue_file), "--protocol", "catalogue", "--shots", "all"]
+    argv += ["--steps", "2", "--checkpoint", tiny_checkpoint, "--out", str(model)]
+    assert main(argv) == 0
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert metrics["protocol"] == "catalogue" and metrics["shots"] == "all"
+    # every place of the catalogue is served, the 4 with labels and the rest
+    assert load_locations(model / "locations.jsonl") == catalogue.locations
