@@ -91,6 +91,7 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
             labels_of_gold = np.bincount(
                 split.gold(split.shots(shots)), minlength=len(split.locations)
             )[gold]
+            shared: dict[str, Any] = {}  # what this (seed, k)'s methods reuse
             for method in config.methods:
                 bar.set_postfix_str(f"{method} k={shots} seed={seed}")
                 if method in shot_free:
@@ -104,6 +105,7 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
                         model_config,
                         config.train.model_copy(update={"seed": seed}),
                         frozen,
+                        shared,
                     )
                     pred = METHODS[method](run)
                     if method in SHOT_FREE:

@@ -67,6 +67,7 @@ class Run:
     model_config: ContrastGeoConfig  # base config (checkpoint, fusion, ...) for the task
     train_config: TrainConfig
     frozen: FrozenEncoder  # shared frozen-encoder embeddings
+    shared: dict[str, Any] = field(default_factory=dict)  # reused by the (seed, k)'s methods
 
     @property
     def train(self) -> list[int]:
@@ -143,7 +144,14 @@ def prototype(run: Run) -> Predictions:
 # --------------------------------------------------------------------------- TF-IDF
 def _tfidf_logprobs(run: Run) -> tuple[np.ndarray, np.ndarray, float, dict[str, Any]]:
     """TF-IDF (word 1-2 + char 2-5 grams) + logistic regression, C picked on dev Acc@1:
-    (dev, test) log-probabilities over every candidate, training seconds, the chosen C."""
+    (dev, test) log-probabilities over every candidate, training seconds, the chosen C.
+    Fitted once per (seed, k): ``tfidf-lr`` and ``zero-shot+tfidf`` share it."""
+    if "tfidf" not in run.shared:
+        run.shared["tfidf"] = _fit_tfidf(run)
+    return run.shared["tfidf"]
+
+
+def _fit_tfidf(run: Run) -> tuple[np.ndarray, np.ndarray, float, dict[str, Any]]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union

@@ -272,9 +272,10 @@ def test_mini_benchmark_on_real_tweets(tmp_path, capsys):
 
 
 def test_the_catalogue_protocol_ranks_every_place_and_reports_by_labels(
-    tmp_path, tiny_checkpoint, labeled_file
+    tmp_path, tiny_checkpoint, labeled_file, monkeypatch
 ):
     from model import ContrastGeoConfig, EncoderConfig, FusionConfig
+    from trainer import methods as methods_module
     from trainer.data.catalogue import build_catalogue
     from trainer.methods import CATALOGUE_BASELINES
     from trainer.metrics import LABEL_BUCKETS
@@ -297,7 +298,11 @@ def test_the_catalogue_protocol_ranks_every_place_and_reports_by_labels(
         # a bank over the catalogue, as at scale
         train=TrainConfig(steps=2, eval_every=1, bank_above=10, progress=False),
     )
+    fits = []
+    real_fit = methods_module._fit_tfidf
+    monkeypatch.setattr(methods_module, "_fit_tfidf", lambda run: fits.append(1) or real_fit(run))
     results = run_benchmark(task, config, progress=False)
+    assert len(fits) == 2  # one TF-IDF fit per k, shared by tfidf-lr and zero-shot+tfidf
     n = len(catalogue.locations)
     assert results["protocol"] == "catalogue" and results["catalogue_size"] == n > 50
     assert results["locations"] == n  # every place is a candidate
