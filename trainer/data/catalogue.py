@@ -4,7 +4,9 @@ A catalogue is the set of candidate locations: GeoNames places above a populatio
 threshold in the chosen countries. Districts are merged into their city by a documented
 rule (GeoNames city tables list sections of a city, e.g. Zemun in Belgrade, as separate
 places, without a parent): a place is merged into the most populous place within
-``merge_km`` that is at least ``merge_ratio`` times larger.
+``merge_km`` that is at least ``merge_ratio`` times larger. ``contrastgeo catalogue``
+writes a catalogue to a file (``save_catalogue``: one ``GazetteerPlace`` a line, a merged
+district naming its city in ``merged_into``) that ``load_catalogue`` reads back exactly.
 
 A post is labeled, in order of precision, by its GPS point (nearest place within
 ``radius_km``), by its Twitter place (city, neighborhood or POI: same name inside the
