@@ -87,10 +87,10 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
         gold = split.gold(split.test)
         shot_free: dict[str, Predictions] = {}
         for shots in config.shots:
-            # training labels of each test post's gold place at this k (catalogue protocol)
-            labels_of_gold = np.bincount(
-                split.gold(split.shots(shots)), minlength=len(split.locations)
-            )[gold]
+            if catalogue_protocol:  # training labels of each test post's gold place at this k
+                labels_of_gold = np.bincount(
+                    split.gold(split.shots(shots)), minlength=len(split.locations)
+                )[gold]
             shared: dict[str, Any] = {}  # what this (seed, k)'s methods reuse
             for method in config.methods:
                 bar.set_postfix_str(f"{method} k={shots} seed={seed}")
@@ -157,6 +157,12 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
 
 
 # ----------------------------------------------------------------------------- report
+def is_catalogue(results: dict[str, Any]) -> bool:
+    """Whether ``results`` come from the catalogue protocol (older files have no protocol:
+    they are few-shot)."""
+    return results.get("protocol", "fewshot") == "catalogue"
+
+
 def summarize(results: dict[str, Any], metric: str) -> dict[str, dict[int, tuple[float, float]]]:
     """method -> shots -> (mean, std over seeds) of ``metric``."""
     values: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -190,7 +196,7 @@ def target_check(results: dict[str, Any]) -> list[str]:
     }
     lines = []
     shots = sorted(table["contrastgeo"], key=shot_order)
-    fewshot = results.get("protocol", "fewshot") == "fewshot"
+    fewshot = not is_catalogue(results)
     for k in shots:
         ours = table["contrastgeo"][k][0]
         best = max(baselines, key=lambda m: table[m][k][0])
@@ -248,7 +254,7 @@ def markdown(results: dict[str, Any], command: str = "") -> str:
     methods = list(dict.fromkeys(r["method"] for r in results["results"]))
     shots = sorted({r["shots"] for r in results["results"]}, key=shot_order)
     seeds = len({r["seed"] for r in results["results"]})
-    catalogue = results.get("protocol", "fewshot") == "catalogue"
+    catalogue = is_catalogue(results)
     size = (
         f"catalogue protocol: all {results['catalogue_size']} catalogue places are candidates"
         if catalogue
@@ -414,7 +420,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    catalogue = results.get("protocol", "fewshot") == "catalogue"
+    catalogue = is_catalogue(results)
     shots = sorted({r["shots"] for r in results["results"]}, key=shot_order)
     panels = (
         (("acc@1", "Acc@1 (%)"), ("acc@161km", "Acc@161km (%)"))
@@ -455,7 +461,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     where = (
         f"all {results['catalogue_size']} places"
         if catalogue
-        else (f"{results['locations']} locations")
+        else f"{results['locations']} locations"
     )
     fig.suptitle(f"{results['dataset']} ({results['input']}), {where}")
     fig.tight_layout()

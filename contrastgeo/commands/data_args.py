@@ -139,16 +139,21 @@ def model_and_train_config(args: argparse.Namespace, **train):
 def catalogue_from_args(args: argparse.Namespace):
     """The ``--catalogue`` file's catalogue, or None (then ``prepare_task`` builds one from
     ``--countries`` and ``--min-population``)."""
-    from trainer.data.catalogue import load_catalogue
-
     if args.catalogue is None:
         return None
     if args.countries or args.min_population is not None:
         raise SystemExit(
             "--catalogue replaces --countries and --min-population: pass one or the others"
         )
+    return read_catalogue(args.catalogue)
+
+
+def read_catalogue(path: Path):
+    """``load_catalogue``, a bad file ending the command with its error."""
+    from trainer.data.catalogue import load_catalogue
+
     try:
-        return load_catalogue(args.catalogue)
+        return load_catalogue(path)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
 

@@ -49,16 +49,13 @@ def newest_version(store: Path) -> str:
 
 def locations_from_args(args: argparse.Namespace):
     """``--locations`` or ``--catalogue``'s locations; None = the model's own."""
+    from contrastgeo.commands.data_args import read_catalogue
     from model.prompts import load_locations
-    from trainer.data.catalogue import load_catalogue
 
     if args.locations and args.catalogue:
         raise SystemExit("pass --locations or --catalogue, not both")
     if args.catalogue:
-        try:
-            return load_catalogue(args.catalogue).locations
-        except ValueError as exc:
-            raise SystemExit(str(exc)) from None
+        return read_catalogue(args.catalogue).locations
     return load_locations(args.locations) if args.locations else None
 
 

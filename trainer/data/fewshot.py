@@ -146,7 +146,7 @@ def make_split(
     kept = [i for i in keep if counts[int(labels[i])] >= config.min_posts]
     rng = random.Random(config.seed)
     # balanced per location: each user goes where their main location is furthest behind
-    per_split = _split_users(records, labels, kept, config, rng, by_location=True)
+    per_split = _split_users(records, labels, kept, config, rng, user_disjoint, by_location=True)
     max_k = max(config.shots)
     location_ids = [
         loc
@@ -181,7 +181,7 @@ def make_catalogue_split(
     keep = _clean(records, labels, report)
     user_disjoint = any(records[i].post.user_id for i in keep)
     rng = random.Random(config.seed)
-    per_split = _split_users(records, labels, keep, config, rng, by_location=False)
+    per_split = _split_users(records, labels, keep, config, rng, user_disjoint, by_location=False)
     train_pool = {
         loc: _round_robin(posts, records, rng) for loc, posts in sorted(per_split["train"].items())
     }
@@ -221,12 +221,12 @@ def _split_users(
     keep: list[int],
     config: FewShotConfig,
     rng: random.Random,
+    user_disjoint: bool,
     by_location: bool,
 ) -> dict[str, dict[int, list[int]]]:
-    """Step 3: split -> location -> record indices. Users (posts, without user ids) go in a
-    seeded order to the split furthest below its target share: of their main location's
-    posts (``by_location``) or of all posts."""
-    user_disjoint = any(records[i].post.user_id for i in keep)
+    """Step 3: split -> location -> record indices. Users (posts, when ``user_disjoint`` is
+    false: the data has no user ids) go in a seeded order to the split furthest below its
+    target share: of their main location's posts (``by_location``) or of all posts."""
     groups: dict[str, list[int]] = defaultdict(list)
     for i in keep:
         groups[records[i].post.user_id if user_disjoint else f"post:{i}"].append(i)
