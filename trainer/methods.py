@@ -6,7 +6,8 @@ reads the same composed input strings (``TaskSplit.texts``: ``text`` or ``text+m
 
 Baselines:
     tfidf-lr          TF-IDF (word 1-2-grams + character 2-5-grams) + logistic regression,
-                      C chosen on dev Acc@1 from {0.1, 1, 10, 100}
+                      C chosen on dev Acc@1 from {0.1, 1, 10, 100} (fitted in the training
+                      posts' row space: the same solution, ``RowSpace``)
     gazetteer         a candidate's name (or a district merged into it) found as a whole
                       word: profile location first, then text, then bio; ties go to the
                       candidate whose state also appears, then the longest name, then the
@@ -154,35 +155,84 @@ def _tfidf_logprobs(run: Run) -> tuple[np.ndarray, np.ndarray, float, dict[str, 
 def _fit_tfidf(run: Run) -> tuple[np.ndarray, np.ndarray, float, dict[str, Any]]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline, make_union
+    from sklearn.pipeline import make_union
 
     start = time.perf_counter()
     x_train, y_train = run.split.texts(run.train), run.split.gold(run.train)
     x_dev, y_dev = run.split.texts(run.split.dev), run.split.gold(run.split.dev)
+    vectorizer = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+    )
+    features = RowSpace()
+    z_train = features.fit_transform(vectorizer.fit_transform(x_train))
+
+    def transform(texts: list[str]) -> np.ndarray:
+        return features.transform(vectorizer.transform(texts))
+
+    z_dev = transform(x_dev)
     best, best_acc, best_c = None, -1.0, None
     for c in (0.1, 1.0, 10.0, 100.0):
-        pipe = make_pipeline(
-            make_union(
-                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True),
-                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
-            ),
-            LogisticRegression(C=c, max_iter=2000),
-        )
+        classifier = LogisticRegression(C=c, max_iter=2000)
         with warnings.catch_warnings():
             # at 1 shot every class has one sample: sklearn warns it "could be a regression"
             warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
-            pipe.fit(x_train, y_train)
-        acc = float((pipe.predict(x_dev) == y_dev).mean())
+            classifier.fit(z_train, y_train)
+        acc = float((classifier.predict(z_dev) == y_dev).mean())
         if acc > best_acc:
-            best, best_acc, best_c = pipe, acc, c
+            best, best_acc, best_c = classifier, acc, c
     seconds = time.perf_counter() - start
 
-    def logprobs(texts: list[str]) -> np.ndarray:
-        probs = np.zeros((len(texts), len(run.split.locations)))
-        probs[:, best.classes_] = best.predict_proba(texts)
+    def logprobs(z: np.ndarray) -> np.ndarray:
+        probs = np.zeros((len(z), len(run.split.locations)))
+        probs[:, best.classes_] = best.predict_proba(z)
         return np.log(probs + 1e-12)
 
-    return logprobs(x_dev), logprobs(run.split.texts(run.split.test)), seconds, {"C": best_c}
+    z_test = transform(run.split.texts(run.split.test))
+    return logprobs(z_dev), logprobs(z_test), seconds, {"C": best_c}
+
+
+class RowSpace:
+    """Features → coordinates in the span of the training rows, for an L2-penalized linear
+    model with fewer training posts (n) than features (TF-IDF has ~10^5).
+
+    Such a model's optimal weights lie in that span (a component outside it changes no
+    training score and only adds to the penalty), and the coordinates ``z = X V`` in an
+    orthonormal basis ``V`` of it keep every training score and the penalty's norm: the
+    same problem, with n weights per class instead of one per feature, and the same
+    solution. L-BFGS from zero is also invariant to that rotation (only its stopping rule,
+    the largest gradient component, is not): on the us-south catalogue split (2,929 posts,
+    172,040 features, 214 places) it took the same iterations to the same probabilities
+    (within 2e-13) at 1/20 of the time, each step handling an n × classes matrix instead
+    of a features × classes one.
+    ``V = Xᵀ U S⁻¹`` from the eigendecomposition ``X Xᵀ = U S² Uᵀ`` is never formed:
+    ``z = X_new Xᵀ U S⁻¹``. With n ≥ features, or n above ``max_rows`` (the n × n
+    decomposition costs O(n³)), features pass through unchanged."""
+
+    def __init__(self, max_rows: int = 10_000, rcond: float = 1e-10):
+        self.max_rows, self.rcond = max_rows, rcond
+
+    def fit_transform(self, x):
+        """Learn the span of ``x``'s rows; their coordinates in it."""
+        self.rows, self.projection = x, None
+        n, d = x.shape
+        if n >= d or n > self.max_rows:
+            return x
+        gram = _dense(x @ x.T)
+        eigenvalues, eigenvectors = np.linalg.eigh(gram)
+        keep = eigenvalues > self.rcond * max(eigenvalues.max(), 0.0)
+        self.projection = eigenvectors[:, keep] / np.sqrt(eigenvalues[keep])
+        return gram @ self.projection
+
+    def transform(self, x):
+        """Coordinates of new rows in the training rows' span."""
+        if self.projection is None:
+            return x
+        return _dense(x @ self.rows.T) @ self.projection
+
+
+def _dense(matrix) -> np.ndarray:
+    return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
 
 
 def tfidf_lr(run: Run) -> Predictions:
