@@ -1,5 +1,11 @@
-"""Measure the serving path: PyTorch eager vs ONNX fp32 vs ONNX int8, with and without the
-rerank stage, on the same posts in the same process (``contrastgeo serving-bench``)."""
+"""Measure the serving path (``contrastgeo serving-bench``), on the same posts in one process:
+
+- ``measure_serving``: PyTorch eager vs ONNX fp32 vs ONNX int8, with and without the rerank
+  stage, over the model's own locations;
+- ``measure_scales``: the served path (ONNX, top k from Qdrant's engine, rerank) over
+  indexes of growing size, e.g. 30, 7,500 (a country's catalogue) and 50,000 places (the
+  world's towns), as ratios to the smallest.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from model.contrastgeo import ContrastGeo
 from model.export import export_onnx
 from model.prompts import Location
-from stream.index import ALIAS, EdgeIndex
+from stream.index import ALIAS, EdgeIndex, collection_name
 from stream.predictor import Predictor
-from stream.prototypes import build_collection
+from stream.prototypes import build_collection, upsert_prototypes
 from stream.runtime import OnnxModel
 
 
@@ -124,4 +131,113 @@ def speed_markdown(results: dict[str, Any]) -> str:
         )
     overhead = ", ".join(f"{k} {v:.2f}×" for k, v in results["rerank_overhead"].items())
     lines += ["", f"Rerank cost (throughput without / with the rerank stage): {overhead}."]
+    return "\n".join(lines) + "\n"
+
+
+SCALES = (30, 7_500, 50_000)
+
+
+def scale_places(own: Sequence[Location], more: Sequence[Location], largest: int) -> list[Location]:
+    """The model's own locations, then ``more`` places (by id, those it lacks), up to
+    ``largest``: the index at size n holds the first n."""
+    ids = {loc.id for loc in own}
+    return [*own, *(loc for loc in more if loc.id not in ids)][:largest]
+
+
+def measure_scales(
+    onnx: OnnxModel,
+    places: Sequence[Location],
+    posts: Sequence[Any],
+    workdir: Path,
+    sizes: Sequence[int] = SCALES,
+    batch: int = 32,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Posts/s and batch latency of the served path with ``n`` places indexed, for each n
+    of ``sizes``, plus the index's own share (a batch's top-k query). The places are
+    embedded once, at the largest size, and each index holds the first n of them; the
+    sizes take turns over ``rounds`` rounds, so drift on a shared machine falls on all of
+    them alike, and each figure is the median round."""
+    sizes = sorted(set(sizes))
+    places = list(places[: sizes[-1]])
+    if len(places) < sizes[-1]:
+        raise ValueError(f"{sizes[-1]} places asked for, only {len(places)} given")
+    start = time.perf_counter()
+    chunk = 2048
+    vectors = np.concatenate(
+        [
+            onnx.embed_locations(places[s : s + chunk])
+            for s in tqdm(range(0, len(places), chunk), desc="embedding places", unit="chunk")
+        ]
+    )
+    embed_seconds = time.perf_counter() - start
+    indexes: dict[int, EdgeIndex] = {}
+    upsert_seconds: dict[int, float] = {}
+    for n in sizes:
+        index = indexes[n] = EdgeIndex(workdir / f"scale-{n}")
+        name = collection_name(onnx.version)
+        index.create(name, vectors.shape[1])
+        start = time.perf_counter()
+        upsert_prototypes(index, name, places[:n], vectors[:n], [0] * n, onnx.version)
+        upsert_seconds[n] = time.perf_counter() - start
+        index.set_alias(ALIAS, name)
+    embeddings = onnx.embed_posts(list(posts))
+    measured: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
+    for _ in tqdm(range(rounds), desc="rounds", unit="round"):
+        for n in sizes:
+            predictor = Predictor(onnx, indexes[n])
+            _, seconds = _time(
+                lambda chunk, p=predictor: [x.location.location_id for x in p.predict(chunk)],
+                posts,
+                batch,
+            )
+            query = []
+            for s in range(0, len(embeddings), batch):
+                started = time.perf_counter()
+                indexes[n].query(ALIAS, embeddings[s : s + batch], predictor.k, with_vectors=True)
+                query.append(time.perf_counter() - started)
+            measured[n].append(
+                {
+                    "posts_per_s": len(posts) / seconds.sum(),
+                    "batch_ms_p50": 1000 * float(np.percentile(seconds, 50)),
+                    "batch_ms_p95": 1000 * float(np.percentile(seconds, 95)),
+                    "query_ms_per_batch": 1000 * float(np.median(query)),
+                }
+            )
+    for index in indexes.values():
+        index.close()
+    runs = {
+        n: {key: float(np.median([r[key] for r in rows])) for key in rows[0]}
+        | {"upsert_s": upsert_seconds[n]}
+        for n, rows in measured.items()
+    }
+    base = runs[sizes[0]]["posts_per_s"]
+    for r in runs.values():
+        r["ratio"] = r["posts_per_s"] / base
+    return {
+        "posts": len(posts),
+        "batch_size": batch,
+        "rounds": rounds,
+        "precision": onnx.precision,
+        "embed_places_s": embed_seconds,
+        "runs": {str(n): r for n, r in runs.items()},
+    }
+
+
+def scale_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"{results['posts']} posts, batch {results['batch_size']}, ONNX {results['precision']}"
+        f" + Qdrant's engine + rerank; median of {results['rounds']} alternating rounds; "
+        f"embedding the places took {results['embed_places_s']:.0f} s",
+        "",
+        "| places indexed | posts/s | × smallest | batch p50 ms | p95 ms "
+        "| index query ms per batch | upsert s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, r in results["runs"].items():
+        lines.append(
+            f"| {int(n):,} | {r['posts_per_s']:.1f} | {r['ratio']:.2f} | "
+            f"{r['batch_ms_p50']:.0f} | {r['batch_ms_p95']:.0f} | "
+            f"{r['query_ms_per_batch']:.1f} | {r['upsert_s']:.1f} |"
+        )
     return "\n".join(lines) + "\n"

@@ -1,12 +1,13 @@
 """Location prototypes: the vectors the index holds, one per candidate location.
 
-Rule: ``prototype = normalize(e_prompt + w * sum(e_post)) / (1 + w * n)`` over the location's
-n labeled posts, with ``w = support_weight``. The default ``w = 0`` keeps the prompt
-embedding alone, because a trained ContrastGeo aligns posts *to the prompt embeddings* (TLC)
-and the matching head was trained on them; the benchmark's frozen-encoder ``prototype``
-baseline shows that averaging in raw post embeddings can hurt (docs/benchmarks.md).
-A location with no labeled posts (a new one added at run time) always gets its prompt-only
-prototype, so it can be served without retraining.
+Rule (``model.prototypes.mix_prototypes``): ``normalize(e_prompt + w · Σ e_post)`` over the
+location's labeled posts, with ``w = support_weight``. The default ``w = 0`` keeps the
+prompt embedding alone, because a trained ContrastGeo aligns posts *to the prompt
+embeddings* (TLC) and the matching head was trained on them; the benchmark's
+``contrastgeo-prototypes`` (the same trained model served with mixed prototypes, w picked on
+dev) measures what mixing would add (docs/benchmarks.md). A location with no labeled posts
+(a new one added at run time) always gets its prompt-only prototype, so it can be served
+without retraining.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from model.prompts import Location
+from model.prototypes import mix_prototypes
 from stream.index import VectorIndex, collection_name
-from stream.runtime import OnnxModel, normalize
+from stream.runtime import OnnxModel
 
 
 def prototypes(
@@ -33,15 +35,13 @@ def prototypes(
     vectors = model.embed_locations(locations)
     counts = [0] * len(locations)
     if support and support_weight > 0:
+        sums = np.zeros_like(vectors)
         for i, loc in enumerate(locations):
             posts = support.get(loc.id) or []
             if posts:
-                emb = model.embed_posts(posts)
-                vectors[i] = (vectors[i] + support_weight * emb.sum(0)) / (
-                    1 + support_weight * len(posts)
-                )
+                sums[i] = model.embed_posts(posts).sum(0)
                 counts[i] = len(posts)
-        vectors = normalize(vectors)
+        vectors = mix_prototypes(vectors, sums, support_weight)
     return vectors, counts
 
 
@@ -69,22 +69,36 @@ def build_collection(
         index.drop(name)
     index.create(name, model.manifest["embedding_dim"])
     vectors, counts = prototypes(model, locations, support, support_weight)
+    upsert_prototypes(index, name, locations, vectors, counts, model.version, batch)
+    return name
+
+
+def upsert_prototypes(
+    index: VectorIndex,
+    collection: str,
+    locations: Sequence[Location],
+    vectors: np.ndarray,
+    counts: Sequence[int],
+    version: str,
+    batch: int = 1024,
+) -> list[int]:
+    """Write the locations' prototypes (and payloads) in batches of ``batch`` points;
+    returns their point ids."""
+    ids = [point_id(loc.id) for loc in locations]
     for s in range(0, len(locations), batch):
         rows = range(s, min(s + batch, len(locations)))
         index.upsert(
-            name,
-            [point_id(locations[i].id) for i in rows],
+            collection,
+            ids[s : s + batch],
             vectors[s : s + batch],
-            [payload(locations[i], counts[i], model.version) for i in rows],
+            [payload(locations[i], counts[i], version) for i in rows],
         )
-    return name
+    return ids
 
 
 def add_locations(
     index: VectorIndex, collection: str, model: OnnxModel, locations: Sequence[Location]
 ) -> list[int]:
     """Add prompt-only locations to a live collection (no retraining); returns their ids."""
-    ids = [point_id(loc.id) for loc in locations]
-    vectors, _ = prototypes(model, locations)
-    index.upsert(collection, ids, vectors, [payload(loc, 0, model.version) for loc in locations])
-    return ids
+    vectors, counts = prototypes(model, locations)
+    return upsert_prototypes(index, collection, locations, vectors, counts, model.version)

@@ -23,11 +23,14 @@ Baselines:
                       a city answer maps to the nearest candidate within the labeling radius,
                       anything else is no answer
 
-ContrastGeo (``contrastgeo``) and its ablations are ``contrastgeo-<variant>`` (``VARIANTS``).
+ContrastGeo (``contrastgeo``) and its ablations are ``contrastgeo-<variant>`` (``VARIANTS``);
+``contrastgeo-prototypes`` serves the same trained model with labeled posts mixed into its
+places' prototypes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import warnings
@@ -41,11 +44,12 @@ import torch
 from torch import nn
 
 from model.config import ContrastGeoConfig
-from model.contrastgeo import ContrastGeo
+from model.contrastgeo import ContrastGeo, Ranking
+from model.prototypes import mix_prototypes
 from trainer.data.catalogue import fold, haversine_km
 from trainer.data.fewshot import Shots
 from trainer.task import TaskSplit
-from trainer.train import TrainConfig, fit, train_loop
+from trainer.train import FitResult, TrainConfig, fit, train_loop
 
 NO_ANSWER = -1
 RADIUS_KM = 25.0  # carmen answers snap to a candidate this close (the labeling radius)
@@ -421,40 +425,90 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
-def contrastgeo_variant(variant: str) -> Callable[[Run], Predictions]:
-    model_override, train_override = VARIANTS[variant]
-
-    def method(run: Run) -> Predictions:
+def trained_contrastgeo(run: Run, variant: str = "") -> tuple[ContrastGeo, FitResult]:
+    """ContrastGeo (or a variant) fitted on the run's shots with dev selection, once per
+    (seed, k): the methods that serve the same trained model differently reuse it."""
+    key = f"contrastgeo:{variant}"
+    if key not in run.shared:
+        model_override, train_override = VARIANTS[variant]
         config = ContrastGeoConfig.model_validate(
             _merge(run.model_config.model_dump(), model_override)
         )
-        train_config = run.train_config.model_copy(update=train_override)
         model = ContrastGeo.from_config(config)
         split = run.split
         result = fit(
             model,
             split.examples(run.train),
             split.locations,
-            train_config,
+            run.train_config.model_copy(update=train_override),
             dev=split.examples(split.dev),
         )
+        run.shared[key] = (model, result)
+    return run.shared[key]
+
+
+def _contrastgeo_predictions(
+    model: ContrastGeo, result: FitResult, ranking: Ranking, **info: Any
+) -> Predictions:
+    confidence = ranking.scores[:, 0].exp().numpy()
+    info = {
+        "best_step": result.best_step,
+        "alpha": result.alpha,
+        "rerank_weight": model.config.rerank.tlm_weight,
+        "temperature": float(1 / model.inverse_temperature()),
+        **info,
+        "dev_curve": result.history,
+    }
+    return Predictions(ranking.indices[:, :TOP].numpy(), confidence, result.seconds, info)
+
+
+def contrastgeo_variant(variant: str) -> Callable[[Run], Predictions]:
+    def method(run: Run) -> Predictions:
+        model, result = trained_contrastgeo(run, variant)
+        split = run.split
         ranking = model.predict([split.task.records[i].post for i in split.test], split.locations)
-        confidence = ranking.scores[:, 0].exp().numpy()
-        info = {
-            "best_step": result.best_step,
-            "alpha": result.alpha,
-            "rerank_weight": model.config.rerank.tlm_weight,
-            "temperature": float(1 / model.inverse_temperature()),
-            "dev_curve": result.history,
-        }
-        return Predictions(ranking.indices[:, :TOP].numpy(), confidence, result.seconds, info)
+        return _contrastgeo_predictions(model, result, ranking)
 
     return method
+
+
+SUPPORT_WEIGHTS = (0.0, 0.1, 0.3, 1.0)  # weight of one labeled post against the prompt
+
+
+def contrastgeo_prototypes(run: Run) -> Predictions:
+    """The trained ContrastGeo served with each place's prototype mixed with its training
+    posts' embeddings (``model.prototypes.mix_prototypes``), the posts' weight picked on
+    the dev two-stage MRR from ``SUPPORT_WEIGHTS`` (ties: the smaller; 0 = ``contrastgeo``
+    itself). Decides whether the index should mix labeled posts into prototypes."""
+    from trainer.train import ranking_mrr
+
+    model, result = trained_contrastgeo(run)
+    split = run.split
+    encoded = model.encode_locations_batched(split.locations)
+    train = split.examples(run.train)
+    gold = torch.tensor([ex.location for ex in train])
+    sums = torch.zeros_like(encoded.embeddings).index_add_(
+        0, gold, model.embed_posts([ex.post for ex in train])
+    )
+
+    def ranking(records: Sequence[int], weight: float) -> Ranking:
+        mixed = mix_prototypes(encoded.embeddings.numpy(), sums.numpy(), weight)
+        locations = dataclasses.replace(encoded, embeddings=torch.from_numpy(mixed))
+        posts = [split.task.records[i].post for i in records]
+        return model.predict(posts, split.locations, encoded_locations=locations)
+
+    dev = split.examples(split.dev)
+    score = {w: ranking_mrr(ranking(split.dev, w), dev) for w in SUPPORT_WEIGHTS}
+    weight = max(SUPPORT_WEIGHTS, key=lambda w: (score[w], -w))
+    return _contrastgeo_predictions(
+        model, result, ranking(split.test, weight), support_weight=weight
+    )
 
 
 METHODS: dict[str, Callable[[Run], Predictions]] = {
     "contrastgeo": contrastgeo_variant(""),
     **{f"contrastgeo-{v}": contrastgeo_variant(v) for v in VARIANTS if v},
+    "contrastgeo-prototypes": contrastgeo_prototypes,
     "tfidf-lr": tfidf_lr,
     "gazetteer": gazetteer,
     "zero-shot": zero_shot,

@@ -4,8 +4,11 @@ For a trained model folder and a labeled file: exports the model to a temporary 
 indexes its locations in Qdrant's embedded engine, and geolocates the same posts with
 PyTorch eager, ONNX fp32, ONNX int8 and ONNX int8 with reduce-range (7-bit weights), each
 with and without the TLM rerank stage. Prints posts/s, batch-latency percentiles, speed
-ratios against PyTorch eager and Acc@1 of each; ``--out`` also writes them as JSON and
-Markdown.
+ratios against PyTorch eager and Acc@1 of each. Then the served path (ONNX int8, Qdrant,
+rerank) over indexes of ``--scales`` places (default 30, 7,500, 50,000: the model's own
+locations first, then the world's most populous towns from GeoNames, or a
+``--scale-places`` catalogue file), with posts/s as a ratio to the smallest. ``--out`` also
+writes both as JSON and Markdown.
 """
 
 from __future__ import annotations
@@ -24,7 +27,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="0 = all cores")
     parser.add_argument("--radius-km", type=float, default=25.0)
+    parser.add_argument(
+        "--scales",
+        type=_sizes,
+        default="30,7500,50000",
+        help="index sizes (places) for the scale measurement, comma-separated; "
+        "'' skips it (default 30,7500,50000)",
+    )
+    parser.add_argument(
+        "--scale-places",
+        type=Path,
+        default=None,
+        help="catalogue file (`contrastgeo catalogue`) whose places fill the indexes beyond "
+        "the model's own (default: every GeoNames place of population >= 5,000, most "
+        "populous first)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON + Markdown")
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of sizes: {text!r}") from None
+    if any(n < 2 for n in sizes):
+        raise argparse.ArgumentTypeError(f"an index holds at least 2 places: {text!r}")
+    return sizes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,10 +61,18 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from benchmarks import write_results
-    from benchmarks.serving import measure_serving, speed_markdown
+    from benchmarks.serving import (
+        measure_scales,
+        measure_serving,
+        scale_markdown,
+        scale_places,
+        speed_markdown,
+    )
+    from contrastgeo.commands.data_args import read_catalogue
     from model import ContrastGeo
     from model.prompts import load_locations
-    from trainer.data.catalogue import catalogue_of, label_records
+    from stream.runtime import OnnxModel
+    from trainer.data.catalogue import Catalogue, catalogue_of, geonames_places, label_records
     from trainer.data.readers import read_dataset
 
     model = ContrastGeo.load(args.model)
@@ -47,12 +83,37 @@ def run(args: argparse.Namespace) -> int:
     if len(keep) == 0:
         raise SystemExit("no post of the file falls on one of the model's locations")
     posts = [data.records[i].post for i in keep]
+    places = []
+    if args.scales:
+        if args.scale_places:
+            more = read_catalogue(args.scale_places).locations
+        else:
+            world = geonames_places(None, min_population=5000)
+            more = Catalogue(world, np.arange(len(world))).locations
+        places = scale_places(locations, more, max(args.scales))
+        if len(places) < max(args.scales):
+            raise SystemExit(
+                f"--scales asks for {max(args.scales)} places: the model's and the catalogue's "
+                f"come to {len(places)}"
+            )
     with tempfile.TemporaryDirectory() as tmp:
         results = measure_serving(
             model, locations, posts, labels[keep], Path(tmp), args.batch_size, args.threads
         )
+        if places:
+            onnx = OnnxModel(
+                Path(tmp) / "export",
+                precision="int8",
+                threads=args.threads,
+                batch_size=args.batch_size,
+            )
+            results["scales"] = measure_scales(
+                onnx, places, posts, Path(tmp), args.scales, args.batch_size
+            )
     results.update(model=str(args.model), data=[str(p) for p in args.data])
     text = speed_markdown(results)
+    if places:
+        text += "\n" + scale_markdown(results["scales"])
     print(text)
     if args.out:
         write_results(args.out, "serving", results, text)

@@ -1,6 +1,7 @@
 """The serving benchmark measures every path on the same posts (not a timed test)."""
 
 import numpy as np
+import pytest
 
 from benchmarks.serving import measure_serving, speed_markdown
 from tests.support.data import LOCATIONS
@@ -21,3 +22,51 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
         r["posts_per_s"] > 0 and r["batch_ms_p99"] >= r["batch_ms_p50"] for r in runs.values()
     )
     assert "| onnx-int8 |" in speed_markdown(results)
+
+
+def test_scale_bench_serves_each_index_size_from_the_models_locations_up(make_model, tmp_path):
+    from benchmarks.serving import measure_scales, scale_markdown, scale_places
+    from model.export import export_onnx
+    from stream.index import ALIAS, EdgeIndex
+    from stream.runtime import OnnxModel
+    from trainer.data.catalogue import build_catalogue
+
+    more = build_catalogue(["US"], min_population=50_000).locations  # real places
+    places = scale_places(LOCATIONS, [*LOCATIONS[:2], *more], 300)
+    assert places[: len(LOCATIONS)] == list(LOCATIONS)  # the model's own first
+    assert len(places) == 300 and len({p.id for p in places}) == 300  # no place twice
+    export_onnx(make_model("vector").eval(), tmp_path / "export", quantize=False)
+    onnx = OnnxModel(tmp_path / "export", precision="fp32", batch_size=16)
+    posts = [f"hello {loc.name.lower()}" for loc in places[:20]]
+    results = measure_scales(onnx, places, posts, tmp_path, sizes=(300, 5, 40), batch=8, rounds=2)
+    assert list(results["runs"]) == ["5", "40", "300"]  # smallest first
+    assert results["runs"]["5"]["ratio"] == 1.0
+    assert all(
+        r["posts_per_s"] > 0 and r["query_ms_per_batch"] > 0 for r in results["runs"].values()
+    )
+    for n in (5, 40, 300):  # each index holds the first n places
+        with EdgeIndex(tmp_path / f"scale-{n}") as index:
+            assert index.count(ALIAS) == n
+    assert "| 300 |" in scale_markdown(results)
+    with pytest.raises(ValueError, match="301 places asked for"):
+        measure_scales(onnx, places, posts, tmp_path / "more", sizes=(5, 301))
+
+
+def test_serving_bench_rejects_bad_scales(capsys):
+    from contrastgeo.cli import main
+
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "serving-bench",
+                "--model",
+                "m",
+                "--data",
+                "d",
+                "--format",
+                "jsonl",
+                "--scales",
+                "30,x",
+            ]
+        )
+    assert "not a list of sizes" in capsys.readouterr().err

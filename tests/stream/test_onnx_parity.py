@@ -102,6 +102,49 @@ def test_predictor_top1_equals_pytorch_predict(exported, tmp_path, backend):
     index.close()
 
 
+def test_predictor_over_a_catalogue_index_equals_pytorch(make_model, tmp_path):
+    """Catalogue scale: every US place of GeoNames with population >= 20,000 (over 1,000
+    real places, namesakes in several states) in Qdrant's engine; the served top k are the
+    PyTorch model's."""
+    from trainer.data.catalogue import build_catalogue
+
+    locations = build_catalogue(["US"], min_population=20_000).locations
+    assert len(locations) >= 1000
+    assert len({loc.name for loc in locations}) < len(locations)  # namesakes, told apart
+    model = make_model("vector").eval()
+    export_onnx(model, tmp_path / "export", locations=locations, quantize=False)
+    onnx = OnnxModel(tmp_path / "export", precision="fp32", batch_size=64)
+    with EdgeIndex(tmp_path / "index") as index:
+        index.set_alias(ALIAS, build_collection(index, onnx, locations))
+        assert index.count(ALIAS) == len(locations)
+        predictions = Predictor(onnx, index, k=5).predict(POSTS)
+    ranking = model.predict(POSTS, locations, k=5)
+    assert [[c.location_id for c in p.candidates] for p in predictions] == [
+        [locations[i].id for i in row] for row in ranking.indices.tolist()
+    ]
+    for p in predictions:  # the hierarchy sums the candidates' shares
+        assert p.country.name == "United States"
+        assert p.country.probability == pytest.approx(1.0)
+        assert 0 < p.admin.probability <= 1
+
+
+def test_prototypes_mix_in_labeled_posts_only_where_there_are_some(exported):
+    from model.prototypes import mix_prototypes
+    from stream.prototypes import prototypes
+
+    _, folder, _ = exported
+    onnx = OnnxModel(folder, precision="fp32")
+    posts = ["hello from memphis", "beale street tonight"]
+    vectors, counts = prototypes(onnx, LOCATIONS, {LOCATIONS[0].id: posts}, support_weight=0.3)
+    prompts = onnx.embed_locations(LOCATIONS)
+    sums = np.zeros_like(prompts)
+    sums[0] = onnx.embed_posts(posts).sum(0)
+    np.testing.assert_allclose(vectors, mix_prototypes(prompts, sums, 0.3), atol=1e-6)
+    np.testing.assert_allclose(vectors[1:], prompts[1:], atol=1e-6)
+    assert counts == [2] + [0] * (len(LOCATIONS) - 1)
+    assert not np.allclose(vectors[0], prompts[0], atol=1e-3)
+
+
 def test_corrupt_or_half_written_export_is_refused(exported):
     _, folder, _ = exported
     verify_export(folder)

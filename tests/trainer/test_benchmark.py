@@ -13,7 +13,7 @@ from contrastgeo.cli import main
 from tests.support.data import shared_data, tiny_backbone
 from trainer.benchmark import BenchmarkConfig, markdown, run_benchmark, target_check, write_report
 from trainer.data.fewshot import FewShotConfig
-from trainer.methods import BASELINES, SHOT_FREE
+from trainer.methods import BASELINES, SHOT_FREE, SUPPORT_WEIGHTS
 from trainer.task import prepare_task
 from trainer.train import TrainConfig
 
@@ -90,7 +90,7 @@ def test_every_method_runs_on_the_same_splits_and_the_report_is_written(
     from model import ContrastGeoConfig, EncoderConfig, FusionConfig
 
     task = synthetic_task(labeled_file)
-    methods = ("contrastgeo", "contrastgeo-no-tlm", *BASELINES)
+    methods = ("contrastgeo", "contrastgeo-no-tlm", "contrastgeo-prototypes", *BASELINES)
     config = BenchmarkConfig(
         shots=(1, 2),
         seeds=2,
@@ -134,6 +134,12 @@ def test_every_method_runs_on_the_same_splits_and_the_report_is_written(
     assert ours["rerank_weight"] in TrainConfig().rerank_weights
     assert ours["dev_curve"][0]["step"] == 0
     assert by[("contrastgeo-no-tlm", 2, 0)]["rerank_weight"] == 0.0
+    # served with labeled posts mixed into the prototypes: the same trained model, reused
+    mixed = by[("contrastgeo-prototypes", 2, 0)]
+    assert mixed["train_seconds"] == ours["train_seconds"] and mixed["alpha"] == ours["alpha"]
+    assert mixed["support_weight"] in SUPPORT_WEIGHTS
+    if mixed["support_weight"] == 0:
+        assert mixed["correct"] == ours["correct"]
     assert by[("finetune-softmax", 2, 0)]["best_step"] in (0, 1, 2)
     assert 0 <= by[("zero-shot+tfidf", 2, 0)]["tfidf_weight"] <= 2
 
