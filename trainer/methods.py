@@ -415,6 +415,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "freeze3": ({}, {"freeze_layers": 3}),
     "loc-refresh4": ({}, {"location_refresh": 4}),
     "bucket8": ({}, {"bucket": 8}),
+    # the long tail: places drawn in proportion to the square root of their label count
+    "sqrt-sampling": ({}, {"sampling": "sqrt"}),
 }
 
 

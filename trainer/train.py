@@ -28,7 +28,7 @@ import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 import torch
@@ -88,6 +88,12 @@ class TrainConfig(BaseModel):
     )
     bucket: int = Field(
         0, ge=0, description="Sort windows of this many batches by length (0 = off)."
+    )
+    sampling: Literal["posts", "sqrt"] = Field(
+        "posts",
+        description="posts: every training post once per epoch; sqrt: posts drawn with "
+        "replacement so that each place's share is proportional to the square root of its "
+        "post count (head places drawn less, the long tail more)",
     )
     seed: int = 0
     progress: bool = True
@@ -503,7 +509,7 @@ def _batches(
     """Shuffled batches of indices. With ``bucket``, each window of ``bucket`` batches is
     sorted by text length before it is cut, so a batch pads to similar lengths; the batch
     order is shuffled again so lengths do not trend within an epoch."""
-    order = torch.randperm(len(train), generator=generator).tolist()
+    order = _epoch_order(train, config.sampling, generator)
     size, window = config.batch_size, config.batch_size * max(1, config.bucket)
     if config.bucket > 1:
         lengths = [len(getattr(ex.post, "text", ex.post)) for ex in train]
@@ -516,3 +522,15 @@ def _batches(
     if config.bucket > 1:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
     return batches
+
+
+def _epoch_order(train: Sequence[Any], sampling: str, generator: torch.Generator) -> list[int]:
+    """One epoch's indices: a permutation, or (``sqrt``) as many draws with replacement
+    with post i weighted by 1 / sqrt(posts of its place), so that a place's share is
+    proportional to the square root of its post count."""
+    if sampling == "posts":
+        return torch.randperm(len(train), generator=generator).tolist()
+    places = torch.tensor([ex.location for ex in train])
+    per_place = torch.bincount(places)
+    weights = per_place[places].double().rsqrt()
+    return torch.multinomial(weights, len(train), True, generator=generator).tolist()

@@ -11,6 +11,7 @@ from trainer.train import (
     Example,
     LocationBank,
     TrainConfig,
+    _batches,
     build_optimizer,
     fit,
     freeze_lower_layers,
@@ -144,6 +145,24 @@ def test_the_step_budget_does_not_depend_on_the_data_size():
 
         train_loop(model, list(range(examples)), TrainConfig(steps=12, progress=False), step_fn)
         assert len(seen) == 12
+
+
+def test_sqrt_sampling_gives_each_place_a_square_root_share():
+    # a long tail: place 0 has 400 posts, place 1 has 100, places 2-5 have 1 each
+    train = [Example("p", place) for place, n in [(0, 400), (1, 100)] for _ in range(n)]
+    train += [Example("p", place) for place in range(2, 6)]
+
+    def drawn(sampling: str, epochs: int = 20) -> torch.Tensor:
+        config = TrainConfig(batch_size=16, sampling=sampling)
+        generator = torch.Generator().manual_seed(0)
+        picks = [i for _ in range(epochs) for b in _batches(train, config, generator) for i in b]
+        return torch.bincount(torch.tensor([train[i].location for i in picks]), minlength=6)
+
+    plain = drawn("posts")
+    assert plain.tolist() == [20 * n for n in (400, 100, 1, 1, 1, 1)]  # each post once
+    shares = drawn("sqrt").double() / plain.sum()
+    expected = torch.tensor([20.0, 10.0, 1, 1, 1, 1]) / 34  # sqrt(400), sqrt(100), sqrt(1) ...
+    torch.testing.assert_close(shares, expected.double(), atol=0.01, rtol=0.1)
 
 
 def test_fit_is_deterministic_given_a_seed(make_model):
