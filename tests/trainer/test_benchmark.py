@@ -11,7 +11,14 @@ import pytest
 
 from contrastgeo.cli import main
 from tests.support.data import shared_data, tiny_backbone
-from trainer.benchmark import BenchmarkConfig, markdown, run_benchmark, target_check, write_report
+from trainer.benchmark import (
+    BenchmarkConfig,
+    markdown,
+    run_benchmark,
+    target_check,
+    variant_gaps,
+    write_report,
+)
 from trainer.data.fewshot import FewShotConfig
 from trainer.methods import BASELINES, SHOT_FREE, SUPPORT_WEIGHTS
 from trainer.task import prepare_task
@@ -150,6 +157,7 @@ def test_every_method_runs_on_the_same_splits_and_the_report_is_written(
     md = paths[1].read_text()
     assert "| gazetteer | 100.0 ± 0.0 | 100.0 ± 0.0 |" in md
     assert "## Target" in md and "95% interval" in md and "## What dev chose" in md
+    assert "| contrastgeo-prototypes | 2 | 2 |" in md  # variants vs contrastgeo, paired
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
 
 
@@ -202,6 +210,28 @@ def test_target_check_needs_the_interval_above_the_margin():
     one, four = target_check({"results": rows})
     assert one.endswith("| met |")  # the interval's low end clears min(5, 15) points
     assert "not met" in four  # a gap within the noise is not a win
+
+
+def test_variants_are_compared_with_contrastgeo_on_the_same_posts():
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(3):
+        ours = rng.random(500) < 0.4
+        rows.append({"method": "contrastgeo", "shots": "all", "seed": seed, "correct": _bits(ours)})
+        better = ours | (rng.random(500) < 0.1)  # right wherever contrastgeo is, and more
+        rows.append(
+            {"method": "contrastgeo-x", "shots": "all", "seed": seed, "correct": _bits(better)}
+        )
+        rows.append({"method": "tfidf-lr", "shots": "all", "seed": seed, "correct": _bits(~ours)})
+    (line,) = variant_gaps({"results": rows})  # baselines are not variants
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[:3] == ["contrastgeo-x", "all labels", "3"]
+    low, high = (float(x) for x in cells[4].strip("[]").split(","))
+    assert 0 < low <= float(cells[3]) <= high  # never worse on a post: the interval is above 0
+
+
+def _bits(correct) -> str:
+    return "".join("1" if c else "0" for c in correct)
 
 
 def test_fit_then_evaluate_from_the_command_line(tmp_path, tiny_checkpoint, labeled_file, capsys):
