@@ -503,7 +503,11 @@ def contrastgeo_prototypes(run: Run) -> Predictions:
     score = {w: ranking_mrr(ranking(split.dev, w), dev) for w in SUPPORT_WEIGHTS}
     weight = max(SUPPORT_WEIGHTS, key=lambda w: (score[w], -w))
     return _contrastgeo_predictions(
-        model, result, ranking(split.test, weight), support_weight=weight
+        model,
+        result,
+        ranking(split.test, weight),
+        support_weight=weight,
+        support_dev_mrr={str(w): s for w, s in score.items()},
     )
 
 
