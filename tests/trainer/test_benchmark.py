@@ -157,7 +157,7 @@ def test_every_method_runs_on_the_same_splits_and_the_report_is_written(
     md = paths[1].read_text()
     assert "| gazetteer | 100.0 ± 0.0 | 100.0 ± 0.0 |" in md
     assert "## Target" in md and "95% interval" in md and "## What dev chose" in md
-    assert "| contrastgeo-prototypes | 2 | 2 |" in md  # variants vs contrastgeo, paired
+    assert "| contrastgeo-prototypes | 2-shot | 2 |" in md  # variants vs contrastgeo, paired
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
 
 
