@@ -48,6 +48,7 @@ from model.contrastgeo import ContrastGeo, Ranking
 from model.prototypes import mix_prototypes
 from trainer.data.catalogue import fold, haversine_km
 from trainer.data.fewshot import Shots
+from trainer.location_memo import LocationMemo
 from trainer.task import TaskSplit
 from trainer.train import FitResult, TrainConfig, fit, train_loop
 
@@ -71,7 +72,7 @@ class Run:
     seed: int
     model_config: ContrastGeoConfig  # base config (checkpoint, fusion, ...) for the task
     train_config: TrainConfig
-    frozen: FrozenEncoder  # shared frozen-encoder embeddings
+    frozen: FrozenEncoder  # shared frozen-encoder embeddings and location memo
     shared: dict[str, Any] = field(default_factory=dict)  # reused by the (seed, k)'s methods
 
     @property
@@ -90,13 +91,14 @@ def from_scores(scores: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarr
 # ------------------------------------------------------------------- frozen encoder
 @dataclass
 class FrozenEncoder:
-    """The untrained model's embeddings, cached by record index and location id, so
+    """The untrained model's embeddings: posts cached by record index, locations in the
+    benchmark's ``LocationMemo`` (shared with training, whose step 0 is this model), so
     zero-shot and prototype cost one encoding pass per benchmark."""
 
     config: ContrastGeoConfig
+    memo: LocationMemo = field(default_factory=LocationMemo)
     _model: ContrastGeo | None = None
     _posts: dict[int, torch.Tensor] = field(default_factory=dict)
-    _locations: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def model(self) -> ContrastGeo:
@@ -112,11 +114,7 @@ class FrozenEncoder:
         return torch.stack([self._posts[i] for i in records])
 
     def locations(self, split: TaskSplit) -> torch.Tensor:
-        missing = [loc for loc in split.locations if loc.id not in self._locations]
-        if missing:
-            emb = self.model.embed_locations(missing)
-            self._locations.update(zip((m.id for m in missing), emb, strict=True))
-        return torch.stack([self._locations[loc.id] for loc in split.locations])
+        return self.memo.embeddings(self.model, split.locations)
 
 
 def zero_shot_scores(run: Run, records: Sequence[int]) -> torch.Tensor:
@@ -444,6 +442,7 @@ def trained_contrastgeo(run: Run, variant: str = "") -> tuple[ContrastGeo, FitRe
             split.locations,
             run.train_config.model_copy(update=train_override),
             dev=split.examples(split.dev),
+            memo=run.frozen.memo,
         )
         run.shared[key] = (model, result)
     return run.shared[key]
@@ -468,7 +467,11 @@ def contrastgeo_variant(variant: str) -> Callable[[Run], Predictions]:
     def method(run: Run) -> Predictions:
         model, result = trained_contrastgeo(run, variant)
         split = run.split
-        ranking = model.predict([split.task.records[i].post for i in split.test], split.locations)
+        ranking = model.predict(
+            [split.task.records[i].post for i in split.test],
+            split.locations,
+            encoded_locations=run.frozen.memo.encoded(model, split.locations),
+        )
         return _contrastgeo_predictions(model, result, ranking)
 
     return method
@@ -486,7 +489,7 @@ def contrastgeo_prototypes(run: Run) -> Predictions:
 
     model, result = trained_contrastgeo(run)
     split = run.split
-    encoded = model.encode_locations_batched(split.locations)
+    encoded = run.frozen.memo.encoded(model, split.locations)
     train = split.examples(run.train)
     gold = torch.tensor([ex.location for ex in train])
     sums = torch.zeros_like(encoded.embeddings).index_add_(

@@ -40,6 +40,7 @@ from model.encoders import Encoded
 from model.losses import match_labels, positive_mask, tlc_loss, tlm_loss
 from model.mining import MiningMode, sample_negatives
 from model.prompts import Location
+from trainer.location_memo import LocationMemo
 
 log = structlog.get_logger(__name__)
 
@@ -195,10 +196,11 @@ class LocationBank:
     similarity) are re-encoded with gradients; they replace their rows of the bank in the
     logits (and, detached, in the bank), so the TLC softmax still runs over every
     candidate. A step costs O(batch × negatives) encodings whatever the catalogue's size;
-    only the refresh grows with it."""
+    only the refresh grows with it. With a ``memo``, a refresh at weights the dev
+    evaluation has just encoded (or the reverse) costs nothing."""
 
-    def __init__(self, refresh: int = 25, negatives: int = 8):
-        self.refresh, self.negatives = refresh, negatives
+    def __init__(self, refresh: int = 25, negatives: int = 8, memo: LocationMemo | None = None):
+        self.refresh, self.negatives, self.memo = refresh, negatives, memo
         self.step_count, self.embeddings = 0, None
 
     def step(
@@ -211,8 +213,9 @@ class LocationBank:
         """(active location indices, their fresh encodings with gradients, the (N, D)
         embedding matrix of all candidates with the active rows fresh)."""
         if self.embeddings is None or self.step_count % self.refresh == 0:
-            with torch.no_grad(), eval_mode(model):
-                self.embeddings = model.embed_locations(locations).to(posts.device)
+            encode = self.memo.embeddings if self.memo else ContrastGeo.embed_locations
+            # a copy: the bank's rows are overwritten below, the memo's must not be
+            self.embeddings = encode(model, locations).to(posts.device, copy=True)
         self.step_count += 1
         with torch.no_grad():
             similarity = posts.detach() @ self.embeddings.T
@@ -279,11 +282,17 @@ def reciprocal_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def tlc_mrr(model: ContrastGeo, examples: Sequence[Example], locations: Sequence[Location]):
+def tlc_mrr(
+    model: ContrastGeo,
+    examples: Sequence[Example],
+    locations: Sequence[Location],
+    memo: LocationMemo | None = None,
+):
     """Dev criterion: mean reciprocal rank of the gold location by TLC over all candidates
     (continuous where Acc@1 of a few hundred posts is coarse)."""
     posts = model.embed_posts([ex.post for ex in examples])
-    scores = posts @ model.embed_locations(locations).T
+    encode = memo.embeddings if memo else ContrastGeo.embed_locations
+    scores = posts @ encode(model, locations).T
     gold = torch.tensor([ex.location for ex in examples], device=scores.device)
     return float(reciprocal_ranks(scores, gold).mean())
 
@@ -327,6 +336,7 @@ def select_interpolation(
     locations: Sequence[Location],
     alphas: Sequence[float],
     finetuned_score: float | None = None,
+    memo: LocationMemo | None = None,
 ) -> float:
     """Pick α on dev TLC MRR (ties: the larger α, the model as trained) and leave the model
     interpolated with it. ``finetuned_score``, the model's own dev TLC MRR when known,
@@ -339,7 +349,7 @@ def select_interpolation(
     for alpha in sorted(alphas, reverse=True):
         interpolate(model, pretrained, finetuned, alpha)
         known = alpha == 1 and finetuned_score is not None
-        score = finetuned_score if known else tlc_mrr(model, dev, locations)
+        score = finetuned_score if known else tlc_mrr(model, dev, locations, memo)
         log.debug("interpolation", alpha=alpha, dev_tlc_mrr=score)
         if best is None or score > best:
             best_alpha, best = alpha, score
@@ -352,12 +362,14 @@ def select_rerank_weight(
     dev: Sequence[Example],
     locations: Sequence[Location],
     weights: Sequence[float],
+    memo: LocationMemo | None = None,
 ) -> float:
     """Pick the rerank weight w on the dev two-stage MRR (ties: the smaller w, TLC alone
     unless the matching head helps) and write it into the model's config. The dev posts
     are ranked once (by TLC, w = 0) and reranked at each w."""
     set_rerank_weight(model, 0.0)
-    by_tlc = model.predict([ex.post for ex in dev], locations)
+    encoded = memo.encoded(model, locations) if memo else None
+    by_tlc = model.predict([ex.post for ex in dev], locations, encoded_locations=encoded)
     best_weight, best = None, None
     for weight in sorted(weights):
         score = ranking_mrr(rerank(by_tlc, weight), dev)
@@ -379,10 +391,13 @@ def fit(
     locations: Sequence[Location],
     config: TrainConfig | None = None,
     dev: Sequence[Example] | None = None,
+    memo: LocationMemo | None = None,
 ) -> FitResult:
     """Train in place for ``config.steps``. With ``dev``: the step (0 included) with the
     best dev TLC MRR is kept, then the WiSE-FT α and the rerank weight are picked on dev
-    (see the module doc); without, the last step's weights are kept."""
+    (see the module doc); without, the last step's weights are kept. ``memo`` (one is
+    made when not given) spares re-encoding the candidates at weights already encoded;
+    pass one shared across fits to share the untrained model's encoding too."""
     config = config or TrainConfig()
     if len(locations) < 2:
         raise ValueError("ContrastGeo needs at least two candidate locations")
@@ -390,9 +405,10 @@ def fit(
     if bad:
         raise ValueError(f"example locations out of range 0..{len(locations) - 1}: {bad[:5]}")
     freeze_lower_layers(model, config.freeze_layers)
+    memo = memo or LocationMemo()
     cache = LocationCache(config.location_refresh)
     bank = (
-        LocationBank(config.bank_refresh, config.bank_negatives)
+        LocationBank(config.bank_refresh, config.bank_negatives, memo)
         if len(locations) > config.bank_above
         else None
     )
@@ -402,17 +418,17 @@ def fit(
         return training_step(model, batch, locations, config, generator, cache, bank)
 
     def score() -> float:
-        return tlc_mrr(model, dev, locations)
+        return tlc_mrr(model, dev, locations, memo)
 
     result = train_loop(model, train, config, step, score if dev else None)
     if dev:
         with eval_mode(model):
             result.alpha = select_interpolation(
-                model, pretrained, dev, locations, config.interpolation, result.best_dev
+                model, pretrained, dev, locations, config.interpolation, result.best_dev, memo
             )
             if config.rerank_weights is not None:
                 result.rerank_weight = select_rerank_weight(
-                    model, dev, locations, config.rerank_weights
+                    model, dev, locations, config.rerank_weights, memo
                 )
     log.info(
         "fit",
