@@ -213,9 +213,9 @@ class LocationBank:
         """(active location indices, their fresh encodings with gradients, the (N, D)
         embedding matrix of all candidates with the active rows fresh)."""
         if self.embeddings is None or self.step_count % self.refresh == 0:
-            encode = self.memo.embeddings if self.memo else ContrastGeo.embed_locations
             # a copy: the bank's rows are overwritten below, the memo's must not be
-            self.embeddings = encode(model, locations).to(posts.device, copy=True)
+            embeddings = _embed_locations(model, locations, self.memo)
+            self.embeddings = embeddings.to(posts.device, copy=True)
         self.step_count += 1
         with torch.no_grad():
             similarity = posts.detach() @ self.embeddings.T
@@ -226,6 +226,13 @@ class LocationBank:
         everything = self.embeddings.index_copy(0, active, fresh.embeddings)
         self.embeddings[active] = fresh.embeddings.detach()
         return active, fresh, everything
+
+
+def _embed_locations(
+    model: ContrastGeo, locations: Sequence[Location], memo: LocationMemo | None
+) -> torch.Tensor:
+    """``model.embed_locations(locations)``, through ``memo`` when there is one."""
+    return memo.embeddings(model, locations) if memo else model.embed_locations(locations)
 
 
 def training_step(
@@ -291,8 +298,7 @@ def tlc_mrr(
     """Dev criterion: mean reciprocal rank of the gold location by TLC over all candidates
     (continuous where Acc@1 of a few hundred posts is coarse)."""
     posts = model.embed_posts([ex.post for ex in examples])
-    encode = memo.embeddings if memo else ContrastGeo.embed_locations
-    scores = posts @ encode(model, locations).T
+    scores = posts @ _embed_locations(model, locations, memo).T
     gold = torch.tensor([ex.location for ex in examples], device=scores.device)
     return float(reciprocal_ranks(scores, gold).mean())
 
