@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import shutil
@@ -160,6 +161,25 @@ class ContrastGeo(nn.Module):
         """The encoder that embeds location prompts: ``location_encoder`` when the config
         has separate encoders, else the post encoder."""
         return self.location_encoder or self.post_encoder
+
+    def lock_location_encoder(self) -> None:
+        """Embed locations with a frozen copy of the current encoder from now on (LiT's
+        locked tower, Zhai et al. 2022): training then moves posts toward fixed location
+        embeddings, which are computed once, and a place without labels keeps the
+        embedding the labeled ones are compared with. The model becomes a two-encoder
+        model (``encoder.shared`` false), saved, exported and served as such."""
+        if self.location_encoder is None:
+            self.location_encoder = copy.deepcopy(self.post_encoder)
+            encoder = self.config.encoder.model_copy(update={"shared": False})
+            self.config = self.config.model_copy(update={"encoder": encoder})
+        self.location_encoder.requires_grad_(False)
+
+    @property
+    def location_encoder_locked(self) -> bool:
+        """True when no location-encoder weight is trained (see ``lock_location_encoder``)."""
+        return self.location_encoder is not None and not any(
+            p.requires_grad for p in self.location_encoder.parameters()
+        )
 
     def inverse_temperature(self) -> Tensor:
         """1 / temperature, clamped as in CLIP so training cannot blow it up."""

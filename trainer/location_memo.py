@@ -69,7 +69,8 @@ class LocationMemo:
         key = (
             kind,
             weights_digest(model.encoder_for_locations),
-            model.config.encoder.model_dump_json(),
+            # whether posts share the encoder does not change how locations are encoded
+            model.config.encoder.model_dump_json(exclude={"shared"}),
             str(model.device),
             prompts,
         )

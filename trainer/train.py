@@ -77,6 +77,13 @@ class TrainConfig(BaseModel):
     location_refresh: int = Field(
         1, ge=1, description="Re-encode locations with gradients every N steps (1 = always)."
     )
+    lock_locations: bool = Field(
+        False,
+        description="Embed locations with a frozen copy of the pre-trained encoder and train "
+        "the post side alone (LiT): the candidates are encoded once, a step costs its posts "
+        "only, and places without labels keep the embeddings the labeled ones are compared "
+        "with. The model is saved with two encoders.",
+    )
     bank_above: int = Field(
         256,
         ge=0,
@@ -186,6 +193,18 @@ class LocationCache:
         return encoded
 
 
+class LockedLocations:
+    """The encodings of a locked location encoder (``ContrastGeo.lock_location_encoder``):
+    the same at every step, so they are encoded once (through the memo) and TLC runs
+    against every candidate exactly, with no bank and no staleness."""
+
+    def __init__(self, memo: LocationMemo):
+        self.memo = memo
+
+    def get(self, model: ContrastGeo, locations: Sequence[Location]) -> Encoded:
+        return self.memo.encoded(model, locations)
+
+
 class LocationBank:
     """TLC against thousands of candidates without encoding all of them with gradients at
     every step (a catalogue of 10,000 places is 30,000 prompts).
@@ -241,7 +260,7 @@ def training_step(
     locations: Sequence[Location],
     config: TrainConfig,
     generator: torch.Generator,
-    cache: LocationCache | None = None,
+    cache: LocationCache | LockedLocations | None = None,
     bank: LocationBank | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """TLC over every candidate, TLM on the gold pair and mined negatives. Without a bank
@@ -410,14 +429,16 @@ def fit(
     bad = [ex.location for ex in train if not 0 <= ex.location < len(locations)]
     if bad:
         raise ValueError(f"example locations out of range 0..{len(locations) - 1}: {bad[:5]}")
+    if config.lock_locations:
+        model.lock_location_encoder()
     freeze_lower_layers(model, config.freeze_layers)
     memo = memo or LocationMemo()
-    cache = LocationCache(config.location_refresh)
-    bank = (
-        LocationBank(config.bank_refresh, config.bank_negatives, memo)
-        if len(locations) > config.bank_above
-        else None
-    )
+    cache: LocationCache | LockedLocations = LocationCache(config.location_refresh)
+    bank = None
+    if model.location_encoder_locked:
+        cache = LockedLocations(memo)
+    elif len(locations) > config.bank_above:
+        bank = LocationBank(config.bank_refresh, config.bank_negatives, memo)
     pretrained = pretrained_parameters(model)
 
     def step(batch: Sequence[Example], generator: torch.Generator):

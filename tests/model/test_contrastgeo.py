@@ -116,6 +116,28 @@ def test_separate_encoders_have_separate_weights(make_model):
     assert shared.location_encoder is None and shared.encoder_for_locations is shared.post_encoder
 
 
+def test_a_locked_location_encoder_is_a_frozen_copy_and_survives_save_and_load(
+    make_model, tmp_path
+):
+    model = make_model("vector").eval()
+    before = model.embed_locations(LOCATIONS)
+    model.lock_location_encoder()
+    assert model.location_encoder is not model.post_encoder
+    assert model.location_encoder_locked and not model.config.encoder.shared
+    assert all(p.requires_grad for p in model.post_encoder.parameters())
+    assert torch.equal(model.embed_locations(LOCATIONS), before)
+    with torch.no_grad():  # the post side moves, the locations do not
+        for param in model.post_encoder.parameters():
+            param.mul_(1.1)
+    assert torch.equal(model.embed_locations(LOCATIONS), before)
+    model.save(tmp_path / "m")
+    loaded = ContrastGeo.load(tmp_path / "m")
+    assert not loaded.config.encoder.shared
+    assert torch.equal(loaded.embed_locations(LOCATIONS), before)
+    assert torch.equal(loaded.embed_posts(POSTS), model.embed_posts(POSTS))
+    assert not make_model("vector").location_encoder_locked
+
+
 def test_predict_matches_unbatched_rank(make_model):
     model = make_model("cross-attention").eval()
     batched = model.predict(POSTS, LOCATIONS, k=4, batch_size=1)

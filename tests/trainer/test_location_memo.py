@@ -31,6 +31,10 @@ def test_a_hit_is_what_encoding_again_gives_and_a_new_weight_misses(make_model):
     # other candidates (other prompt texts) miss too
     memo.embeddings(model, LOCATIONS[:-1])
     assert memo.misses == 4
+    # a model whose locations get their own locked copy of the same weights hits
+    locked = make_model("vector")
+    locked.lock_location_encoder()
+    assert memo.embeddings(locked, LOCATIONS) is first
 
 
 def test_least_recently_used_entries_are_dropped(make_model):

@@ -254,6 +254,36 @@ def test_fit_uses_the_bank_above_its_threshold_and_learns(make_model):
     assert result.history[-1]["tlc"] < 0.7 * result.history[0]["tlc"]
 
 
+def test_a_fit_with_locked_locations_trains_the_post_side_against_one_encoding(
+    make_model, monkeypatch
+):
+    """lock_locations: the location weights stay the pre-trained ones, the candidates are
+    encoded once for the whole fit (no bank, even above its threshold), and TLC learns."""
+    from trainer.location_memo import LocationMemo
+
+    model = make_model("vector")
+    untrained = {k: v.clone() for k, v in model.post_encoder.state_dict().items()}
+    encodes = []
+    real = type(model).encode_locations
+
+    def counted(self, locations):
+        encodes.append(torch.is_grad_enabled())
+        return real(self, locations)
+
+    monkeypatch.setattr(type(model), "encode_locations", counted)
+    memo = LocationMemo()
+    config = TrainConfig(**QUICK, lock_locations=True, bank_above=0)
+    result = fit(model, TRAIN, LOCATIONS, config, dev=DEV, memo=memo)
+    assert model.location_encoder_locked
+    locked = model.location_encoder.state_dict()
+    assert all(torch.equal(untrained[k], v) for k, v in locked.items())
+    assert any(not torch.equal(untrained[k], v) for k, v in model.post_encoder.state_dict().items())
+    assert memo.misses == 2  # the embeddings (dev) and the full encodings (training, rerank)
+    assert not any(encodes)  # never with gradients
+    trained = [r["tlc"] for r in result.history if "tlc" in r]
+    assert trained[-1] < 0.7 * trained[0]
+
+
 def test_interpolation_selection_reuses_the_known_score_and_skips_an_untrained_model(
     make_model, monkeypatch
 ):
