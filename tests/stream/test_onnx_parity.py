@@ -52,6 +52,22 @@ def test_fp32_graphs_match_pytorch(exported):
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+def test_a_locked_location_encoder_is_served_by_its_own_graph(make_model, tmp_path):
+    """A model trained with ``lock_locations`` has two encoders: the post graph and the
+    location graph each give their PyTorch encoder's embeddings."""
+    model = make_model("vector").eval()
+    model.lock_location_encoder()
+    with torch.no_grad():  # what training does: the post side moves away from the locations'
+        for param in model.post_encoder.parameters():
+            param.mul_(1.1)
+    manifest = export_onnx(model, tmp_path / "export", locations=LOCATIONS, quantize=False)
+    assert not manifest["shared_encoder"]
+    onnx = OnnxModel(tmp_path / "export", precision="fp32")
+    post, locs = model.embed_posts(POSTS).numpy(), model.embed_locations(LOCATIONS).numpy()
+    np.testing.assert_allclose(onnx.embed_posts(POSTS), post, atol=1e-4)
+    np.testing.assert_allclose(onnx.embed_locations(LOCATIONS), locs, atol=1e-4)
+
+
 @pytest.mark.parametrize("max_length", [6, 64])
 def test_worker_tokenizer_gives_transformers_ids(exported, max_length):
     """The workers tokenize without transformers (``stream.tokenizer``): same ids, same
