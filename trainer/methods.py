@@ -412,8 +412,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "one-template": ({"prompts": {"location_templates": ["a post from {place}"]}}, {}),
     "freeze3": ({}, {"freeze_layers": 3}),
     "loc-refresh4": ({}, {"location_refresh": 4}),
-    # the location encoder frozen at its pre-trained weights, the post side trained (LiT)
-    "locked-locations": ({}, {"lock_locations": True}),
+    # the location encoder trained with the posts' (shared weights; the default locks a
+    # pre-trained copy for the locations and trains the post side, LiT)
+    "trained-locations": ({}, {"lock_locations": False}),
     "bucket8": ({}, {"bucket": 8}),
     # the long tail: places drawn in proportion to the square root of their label count
     "sqrt-sampling": ({}, {"sampling": "sqrt"}),

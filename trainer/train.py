@@ -78,7 +78,7 @@ class TrainConfig(BaseModel):
         1, ge=1, description="Re-encode locations with gradients every N steps (1 = always)."
     )
     lock_locations: bool = Field(
-        False,
+        True,
         description="Embed locations with a frozen copy of the pre-trained encoder and train "
         "the post side alone (LiT): the candidates are encoded once, a step costs its posts "
         "only, and places without labels keep the embeddings the labeled ones are compared "

@@ -123,6 +123,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "dev picks the best step, 0 included",
     )
     group.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS.batch_size)
+    group.add_argument(
+        "--train-locations",
+        action="store_true",
+        help="train the location encoder together with the posts' (one shared encoder); "
+        "by default the locations keep a frozen copy of the pre-trained encoder and only "
+        "the post side is trained (faster, and measured better: docs/benchmarks.md)",
+    )
 
 
 def model_and_train_config(args: argparse.Namespace, **train):
@@ -133,7 +140,12 @@ def model_and_train_config(args: argparse.Namespace, **train):
         encoder=EncoderConfig(checkpoint=args.checkpoint),
         fusion=FusionConfig(strategy=args.fusion),
     )
-    return model, TrainConfig(steps=args.steps, batch_size=args.batch_size, **train)
+    return model, TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lock_locations=not args.train_locations,
+        **train,
+    )
 
 
 def catalogue_from_args(args: argparse.Namespace):

@@ -111,8 +111,9 @@ def test_when_fine_tuning_only_hurts_the_untrained_model_is_returned(make_model)
     assert result.best_step == 0 and len(result.history) > 1
     pretrained = set(pretrained_parameters(model))
     for name, value in model.state_dict().items():
-        if name in pretrained:
-            assert torch.equal(value, untrained[name]), name
+        if name in pretrained:  # the locked location encoder is a copy of the post encoder
+            before = name if name in untrained else name.replace("location_", "post_", 1)
+            assert torch.equal(value, untrained[before]), name
 
 
 def test_interpolation_ends_are_the_two_models(make_model):
@@ -174,10 +175,21 @@ def test_fit_is_deterministic_given_a_seed(make_model):
 
 
 def test_cli_defaults_are_the_train_config_defaults():
-    from contrastgeo.commands.data_args import TRAIN_DEFAULTS
+    import argparse
+
+    from contrastgeo.commands.data_args import (
+        TRAIN_DEFAULTS,
+        add_model_arguments,
+        model_and_train_config,
+    )
 
     assert TRAIN_DEFAULTS.steps == TrainConfig().steps
     assert TRAIN_DEFAULTS.batch_size == TrainConfig().batch_size
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    assert model_and_train_config(parser.parse_args([]))[1] == TrainConfig()
+    _, trained = model_and_train_config(parser.parse_args(["--train-locations"]))
+    assert not trained.lock_locations
 
 
 def test_freeze_lower_layers_and_optimizer_groups(make_model):
@@ -246,6 +258,7 @@ def test_fit_uses_the_bank_above_its_threshold_and_learns(make_model):
     model = make_model("vector")
     config = TrainConfig(
         **QUICK,
+        lock_locations=False,  # a bank is for locations that are trained
         bank_above=0,  # the bank for 5 locations: the catalogue-scale path on a tiny model
         bank_refresh=6,
         bank_negatives=2,
@@ -272,7 +285,7 @@ def test_a_fit_with_locked_locations_trains_the_post_side_against_one_encoding(
 
     monkeypatch.setattr(type(model), "encode_locations", counted)
     memo = LocationMemo()
-    config = TrainConfig(**QUICK, lock_locations=True, bank_above=0)
+    config = TrainConfig(**QUICK, bank_above=0)  # locked by default
     result = fit(model, TRAIN, LOCATIONS, config, dev=DEV, memo=memo)
     assert model.location_encoder_locked
     locked = model.location_encoder.state_dict()
