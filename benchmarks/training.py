@@ -3,11 +3,19 @@
 For each catalogue size N (the N most populous GeoNames places of the world at population
 >= 15,000, districts not merged: only the count matters here), a fresh process builds the
 default model (all-MiniLM-L6-v2) and times ``steps`` ContrastGeo training steps (after 2
-warm-up steps) on posts composed from place names, gold places drawn at random: once with
-the location bank (``trainer.train.LocationBank``), and, up to ``plain_up_to`` places, once
-re-encoding every candidate with gradients at every step (the 30-place protocol's path).
-The bank's refresh (every place encoded once, no gradient; every ``bank_refresh`` steps in
-training) is timed apart. Peak memory is the process's maximum resident set size.
+warm-up steps) on posts composed from place names, gold places drawn at random, once per
+way of handling the location side (``MODES``):
+
+- ``locked``: the default, a frozen location encoder (``TrainConfig.lock_locations``):
+  every place encoded once, without gradient, then only the posts are;
+- ``bank``: a trained location encoder with the location bank
+  (``trainer.train.LocationBank``);
+- ``plain``: a trained location encoder re-encoding every candidate with gradients at
+  every step (only up to ``plain_up_to`` places).
+
+The one encoding of every place without gradient (once for ``locked``, every
+``bank_refresh`` steps for ``bank``) is timed apart. Peak memory is the process's maximum
+resident set size.
 """
 
 from __future__ import annotations
@@ -22,14 +30,17 @@ import json, random, resource, sys, time
 import torch
 from model import ContrastGeo
 from trainer.data.catalogue import build_catalogue
-from trainer.train import Example, LocationBank, TrainConfig, training_step
+from trainer.location_memo import LocationMemo
+from trainer.train import Example, LocationBank, LockedLocations, TrainConfig, training_step
 
-n, bank, steps, batch = {n}, {bank}, {steps}, {batch}
+n, mode, steps, batch = {n}, {mode!r}, {steps}, {batch}
 torch.set_num_threads({threads}) if {threads} else None
 torch.manual_seed(0)
 rng = random.Random(0)
 locations = build_catalogue(None, 15000, merge_km=0).locations[:n]  # no merging: timing only
 model = ContrastGeo.from_config()
+if mode == "locked":
+    model.lock_location_encoder()
 model.train()
 config = TrainConfig(progress=False)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
@@ -39,32 +50,49 @@ def batch_of():
     text = "{{}} {{}} tonight with friends"
     return [Example(text.format(rng.choice(words), locations[g].name), g) for g in gold]
 generator = torch.Generator().manual_seed(0)
-location_bank = LocationBank(refresh=10**9, negatives=config.bank_negatives) if bank else None
+location_bank = None
+if mode == "bank":
+    location_bank = LocationBank(refresh=10**9, negatives=config.bank_negatives)
+locked = LockedLocations(LocationMemo()) if mode == "locked" else None
 refresh_s = None
-if bank:
+if mode != "plain":
     start = time.perf_counter()
-    with torch.no_grad():
-        model.eval(); model.embed_locations(locations); model.train()
+    if locked:
+        locked.get(model, locations)  # what every step reuses
+    else:
+        with torch.no_grad():
+            model.eval(); model.embed_locations(locations); model.train()
     refresh_s = time.perf_counter() - start
 times = []
 for step in range(steps + 2):
     start = time.perf_counter()
-    loss, _ = training_step(model, batch_of(), locations, config, generator, bank=location_bank)
+    loss, _ = training_step(
+        model, batch_of(), locations, config, generator, cache=locked, bank=location_bank
+    )
     optimizer.zero_grad(); loss.backward(); optimizer.step()
     if step >= 2:
         times.append(time.perf_counter() - start)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 times.sort()
-print(json.dumps({{"places": n, "bank": bool(bank), "step_s_median": times[len(times) // 2],
+print(json.dumps({{"places": n, "mode": mode, "step_s_median": times[len(times) // 2],
                    "step_s_max": times[-1], "peak_rss_mb": peak, "refresh_s": refresh_s}}))
 """
 
 
+MODES = {
+    "locked": "locked, encoded once",
+    "bank": "trained, bank",
+    "plain": "trained, every place every step",
+}
+
+
 def measure_step(
-    places: int, bank: bool, steps: int = 10, batch: int = 16, threads: int = 0
+    places: int, mode: str, steps: int = 10, batch: int = 16, threads: int = 0
 ) -> dict[str, Any]:
-    """One fresh process: timed training steps at ``places`` candidates."""
-    code = CHILD.format(n=places, bank=bank, steps=steps, batch=batch, threads=threads)
+    """One fresh process: timed training steps at ``places`` candidates (``MODES``)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: expected one of {sorted(MODES)}")
+    code = CHILD.format(n=places, mode=mode, steps=steps, batch=batch, threads=threads)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"the measurement at {places} places failed:\n{out.stderr[-3000:]}")
@@ -72,29 +100,36 @@ def measure_step(
 
 
 def measure_training(
-    sizes: list[int], plain_up_to: int = 1000, steps: int = 10, batch: int = 16
+    sizes: list[int],
+    plain_up_to: int = 1000,
+    steps: int = 10,
+    batch: int = 16,
+    modes: tuple[str, ...] = tuple(MODES),
 ) -> dict[str, Any]:
-    rows = []
-    for n in sizes:
-        rows.append(measure_step(n, bank=True, steps=steps, batch=batch))
-        if n <= plain_up_to:
-            rows.append(measure_step(n, bank=False, steps=steps, batch=batch))
+    rows = [
+        measure_step(n, mode, steps=steps, batch=batch)
+        for n in sizes
+        for mode in modes
+        if mode != "plain" or n <= plain_up_to
+    ]
     return {"steps": steps, "batch": batch, "rows": rows}
 
 
 def training_markdown(results: dict[str, Any]) -> str:
     rows = results["rows"]
-    base = {r["bank"]: r for r in rows if r["places"] == min(x["places"] for x in rows)}
+    fewest = {}
+    for r in sorted(rows, key=lambda r: r["places"]):
+        fewest.setdefault(r["mode"], r)
     lines = [
-        "| places | location side | step (s, median) | vs the same at the fewest places "
-        "| peak RSS (MB) | bank refresh (s) |",
+        "| places | location encoder | step (s, median) | vs the same at the fewest places "
+        "| peak RSS (MB) | every place encoded once (s) |",
         "|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ratio = r["step_s_median"] / base[r["bank"]]["step_s_median"]
+        ratio = r["step_s_median"] / fewest[r["mode"]]["step_s_median"]
         refresh = f"{r['refresh_s']:.1f}" if r["refresh_s"] is not None else "–"
         lines.append(
-            f"| {r['places']:,} | {'bank' if r['bank'] else 'every place, every step'} | "
+            f"| {r['places']:,} | {MODES[r['mode']]} | "
             f"{r['step_s_median']:.2f} | {ratio:.2f}× | {r['peak_rss_mb']:.0f} | {refresh} |"
         )
     return (

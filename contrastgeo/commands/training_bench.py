@@ -1,5 +1,6 @@
 """``contrastgeo training-bench``: a training step's time and peak memory as the catalogue
-grows, with the location bank and without (``benchmarks/training.py`` says how)."""
+grows, with the location encoder locked (the default), trained with the location bank, and
+trained re-encoding every place (``benchmarks/training.py`` says how)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plain-up-to", type=int, default=1000, help="also time the bank-free step up to here"
     )
+    parser.add_argument(
+        "--modes",
+        default="locked,bank,plain",
+        help="location sides to time, comma-separated: locked (frozen location encoder, the "
+        "default for training), bank, plain (default: all three)",
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps per size")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON + Markdown")
@@ -21,11 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from benchmarks import write_results
-    from benchmarks.training import measure_training, training_markdown
+    from benchmarks.training import MODES, measure_training, training_markdown
 
     sizes = [int(n) for n in args.places.split(",")]
     print(f"timing training steps at {sizes} places (one process each) ...")
-    results = measure_training(sizes, args.plain_up_to, args.steps, args.batch_size)
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if unknown := set(modes) - set(MODES):
+        print(f"unknown --modes {sorted(unknown)}: expected some of {', '.join(MODES)}")
+        return 2
+    results = measure_training(sizes, args.plain_up_to, args.steps, args.batch_size, modes)
     text = training_markdown(results)
     print(text)
     if args.out:
