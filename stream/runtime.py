@@ -10,6 +10,7 @@ length-sorted inputs so that little padding is computed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,8 @@ class OnnxModel:
                 raise FileNotFoundError(f"{path} not in the export (exported without int8?)")
             return ort.InferenceSession(str(path), options, providers=self.providers)
 
+        self._open_session = session
         self.post_session = session("encoder")
-        self.location_session = (
-            self.post_session if self.manifest["shared_encoder"] else session("location_encoder")
-        )
         self.matcher = (
             ort.InferenceSession(
                 str(self.folder / "matcher.onnx"), options, providers=self.providers
@@ -99,6 +98,15 @@ class OnnxModel:
         self.inverse_temperature = float(
             self.manifest.get("inverse_temperature", self.manifest.get("logit_scale"))
         )
+
+    @functools.cached_property
+    def location_session(self) -> Any:
+        """The graph that embeds location prompts: the post graph when the encoder is
+        shared, else its own, opened on first use (building an index, a location added at
+        run time), so a worker that only geotags posts never loads it."""
+        if self.manifest["shared_encoder"]:
+            return self.post_session
+        return self._open_session("location_encoder")
 
     def __repr__(self) -> str:
         return (

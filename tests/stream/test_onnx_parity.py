@@ -65,6 +65,7 @@ def test_a_locked_location_encoder_is_served_by_its_own_graph(make_model, tmp_pa
     onnx = OnnxModel(tmp_path / "export", precision="fp32")
     post, locs = model.embed_posts(POSTS).numpy(), model.embed_locations(LOCATIONS).numpy()
     np.testing.assert_allclose(onnx.embed_posts(POSTS), post, atol=1e-4)
+    assert "location_session" not in vars(onnx)  # geotagging posts never loads it
     np.testing.assert_allclose(onnx.embed_locations(LOCATIONS), locs, atol=1e-4)
 
 
