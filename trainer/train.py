@@ -199,10 +199,13 @@ class LockedLocations:
     against every candidate exactly, with no bank and no staleness."""
 
     def __init__(self, memo: LocationMemo):
-        self.memo = memo
+        self.memo, self.encoded = memo, None
 
     def get(self, model: ContrastGeo, locations: Sequence[Location]) -> Encoded:
-        return self.memo.encoded(model, locations)
+        # the weights cannot change while training: the memo is asked once, not per step
+        if self.encoded is None:
+            self.encoded = self.memo.encoded(model, locations)
+        return self.encoded
 
 
 class LocationBank:
@@ -362,19 +365,22 @@ def select_interpolation(
     alphas: Sequence[float],
     finetuned_score: float | None = None,
     memo: LocationMemo | None = None,
+    pretrained_score: float | None = None,
 ) -> float:
     """Pick α on dev TLC MRR (ties: the larger α, the model as trained) and leave the model
-    interpolated with it. ``finetuned_score``, the model's own dev TLC MRR when known,
-    spares evaluating α = 1 again; when training kept the pre-trained weights every α is
-    the same model, and α = 1 is kept without evaluating any."""
+    interpolated with it. ``finetuned_score`` and ``pretrained_score``, the dev TLC MRR of
+    the model as trained and of the pre-trained weights (step 0) when known, spare
+    evaluating α = 1 and α = 0 again (TLC reads only the interpolated weights); when
+    training kept the pre-trained weights every α is the same model, and α = 1 is kept
+    without evaluating any."""
     finetuned = {name: p.detach().clone() for name, p in model.named_parameters()}
     if all(torch.equal(finetuned[name], theta0) for name, theta0 in pretrained.items()):
         return 1.0
     best_alpha, best = 1.0, None
     for alpha in sorted(alphas, reverse=True):
         interpolate(model, pretrained, finetuned, alpha)
-        known = alpha == 1 and finetuned_score is not None
-        score = finetuned_score if known else tlc_mrr(model, dev, locations, memo)
+        known = {1.0: finetuned_score, 0.0: pretrained_score}.get(alpha)
+        score = known if known is not None else tlc_mrr(model, dev, locations, memo)
         log.debug("interpolation", alpha=alpha, dev_tlc_mrr=score)
         if best is None or score > best:
             best_alpha, best = alpha, score
@@ -451,7 +457,14 @@ def fit(
     if dev:
         with eval_mode(model):
             result.alpha = select_interpolation(
-                model, pretrained, dev, locations, config.interpolation, result.best_dev, memo
+                model,
+                pretrained,
+                dev,
+                locations,
+                config.interpolation,
+                result.best_dev,
+                memo,
+                pretrained_score=result.history[0]["dev"],  # step 0: the pre-trained weights
             )
             if config.rerank_weights is not None:
                 result.rerank_weight = select_rerank_weight(

@@ -324,3 +324,11 @@ def test_interpolation_selection_reuses_the_known_score_and_skips_an_untrained_m
     model.load_state_dict(trained)
     assert select_interpolation(model, start, DEV, LOCATIONS, (0.0, 0.5, 1.0)) == alpha
     assert len(calls) == 5
+    # α = 0 is the pre-trained model: its known score (step 0's) spares one more
+    model.load_state_dict(trained)
+    interpolate(model, start, trained, 0.0)  # the pre-trained weights
+    untrained_score = real(model, DEV, LOCATIONS)
+    model.load_state_dict(trained)
+    known = dict(finetuned_score=own, pretrained_score=untrained_score)
+    assert select_interpolation(model, start, DEV, LOCATIONS, (0.0, 0.5, 1.0), **known) == alpha
+    assert len(calls) == 6
