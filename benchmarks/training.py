@@ -6,7 +6,8 @@ default model (all-MiniLM-L6-v2) and times ``steps`` ContrastGeo training steps 
 warm-up steps) on posts composed from place names, gold places drawn at random, once per
 way of handling the location side (``MODES``):
 
-- ``locked``: the default, a frozen location encoder (``TrainConfig.lock_locations``):
+- ``locked``: a frozen location encoder (``TrainConfig.location_encoder``, the default
+  over a catalogue):
   every place encoded once, without gradient, then only the posts are;
 - ``bank``: a trained location encoder with the location bank
   (``trainer.train.LocationBank``);

@@ -412,9 +412,10 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "one-template": ({"prompts": {"location_templates": ["a post from {place}"]}}, {}),
     "freeze3": ({}, {"freeze_layers": 3}),
     "loc-refresh4": ({}, {"location_refresh": 4}),
-    # the location encoder trained with the posts' (shared weights; the default locks a
-    # pre-trained copy for the locations and trains the post side, LiT)
-    "trained-locations": ({}, {"lock_locations": False}),
+    # the location encoder: a frozen pre-trained copy with the post side trained (LiT), or
+    # one encoder for both, trained (the default picks by the share of labeled candidates)
+    "locked-locations": ({}, {"location_encoder": "locked"}),
+    "trained-locations": ({}, {"location_encoder": "trained"}),
     "bucket8": ({}, {"bucket": 8}),
     # the long tail: places drawn in proportion to the square root of their label count
     "sqrt-sampling": ({}, {"sampling": "sqrt"}),

@@ -77,12 +77,15 @@ class TrainConfig(BaseModel):
     location_refresh: int = Field(
         1, ge=1, description="Re-encode locations with gradients every N steps (1 = always)."
     )
-    lock_locations: bool = Field(
-        True,
-        description="Embed locations with a frozen copy of the pre-trained encoder and train "
-        "the post side alone (LiT): the candidates are encoded once, a step costs its posts "
+    location_encoder: Literal["auto", "locked", "trained"] = Field(
+        "auto",
+        description="locked: the locations keep a frozen copy of the encoder and only the "
+        "post side is trained (LiT): the candidates are encoded once, a step costs its posts "
         "only, and places without labels keep the embeddings the labeled ones are compared "
-        "with. The model is saved with two encoders.",
+        "with; the model is saved with two encoders. trained: one encoder for both, trained "
+        "(the paper's). auto: locked when fewer than half of the candidates have a training "
+        "label (a catalogue), trained otherwise (every candidate labeled, as among the "
+        "30-city protocol's places); measured both ways in docs/benchmarks.md.",
     )
     bank_above: int = Field(
         256,
@@ -248,6 +251,14 @@ class LocationBank:
         everything = self.embeddings.index_copy(0, active, fresh.embeddings)
         self.embeddings[active] = fresh.embeddings.detach()
         return active, fresh, everything
+
+
+def locks_locations(mode: str, train: Sequence[Example], locations: Sequence[Location]) -> bool:
+    """Whether ``fit`` locks the location encoder (``TrainConfig.location_encoder``)."""
+    if mode == "auto":
+        labeled = len({ex.location for ex in train})
+        return labeled < len(locations) / 2
+    return mode == "locked"
 
 
 def _embed_locations(
@@ -435,7 +446,7 @@ def fit(
     bad = [ex.location for ex in train if not 0 <= ex.location < len(locations)]
     if bad:
         raise ValueError(f"example locations out of range 0..{len(locations) - 1}: {bad[:5]}")
-    if config.lock_locations:
+    if locks_locations(config.location_encoder, train, locations):
         model.lock_location_encoder()
     freeze_lower_layers(model, config.freeze_layers)
     memo = memo or LocationMemo()

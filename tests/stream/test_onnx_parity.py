@@ -53,7 +53,7 @@ def test_fp32_graphs_match_pytorch(exported):
 
 
 def test_a_locked_location_encoder_is_served_by_its_own_graph(make_model, tmp_path):
-    """A model trained with ``lock_locations`` has two encoders: the post graph and the
+    """A model trained with a locked location encoder has two encoders: the post graph and the
     location graph each give their PyTorch encoder's embeddings."""
     model = make_model("vector").eval()
     model.lock_location_encoder()

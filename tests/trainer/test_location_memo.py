@@ -70,7 +70,7 @@ def test_fit_encodes_the_candidates_once_per_weights_and_shares_the_untrained_mo
     monkeypatch.setattr(type(model), "embed_locations", counted)
     config = TrainConfig(
         **{**QUICK, "steps": 12, "patience": 10},
-        lock_locations=False,  # the locations are trained: every step changes them
+        location_encoder="trained",  # every step changes the locations' weights
         bank_above=0,
         bank_refresh=6,
         interpolation=(0.0, 0.5, 1.0),

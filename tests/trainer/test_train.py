@@ -188,8 +188,8 @@ def test_cli_defaults_are_the_train_config_defaults():
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
     assert model_and_train_config(parser.parse_args([]))[1] == TrainConfig()
-    _, trained = model_and_train_config(parser.parse_args(["--train-locations"]))
-    assert not trained.lock_locations
+    _, trained = model_and_train_config(parser.parse_args(["--location-encoder", "trained"]))
+    assert trained.location_encoder == "trained"
 
 
 def test_freeze_lower_layers_and_optimizer_groups(make_model):
@@ -258,7 +258,7 @@ def test_fit_uses_the_bank_above_its_threshold_and_learns(make_model):
     model = make_model("vector")
     config = TrainConfig(
         **QUICK,
-        lock_locations=False,  # a bank is for locations that are trained
+        location_encoder="trained",  # a bank is for locations that are trained
         bank_above=0,  # the bank for 5 locations: the catalogue-scale path on a tiny model
         bank_refresh=6,
         bank_negatives=2,
@@ -270,8 +270,9 @@ def test_fit_uses_the_bank_above_its_threshold_and_learns(make_model):
 def test_a_fit_with_locked_locations_trains_the_post_side_against_one_encoding(
     make_model, monkeypatch
 ):
-    """lock_locations: the location weights stay the pre-trained ones, the candidates are
-    encoded once for the whole fit (no bank, even above its threshold), and TLC learns."""
+    """A locked location encoder: the location weights stay the pre-trained ones, the
+    candidates are encoded once for the whole fit (no bank, even above its threshold),
+    and TLC learns."""
     from trainer.location_memo import LocationMemo
 
     model = make_model("vector")
@@ -285,7 +286,7 @@ def test_a_fit_with_locked_locations_trains_the_post_side_against_one_encoding(
 
     monkeypatch.setattr(type(model), "encode_locations", counted)
     memo = LocationMemo()
-    config = TrainConfig(**QUICK, bank_above=0)  # locked by default
+    config = TrainConfig(**QUICK, location_encoder="locked", bank_above=0)
     result = fit(model, TRAIN, LOCATIONS, config, dev=DEV, memo=memo)
     assert model.location_encoder_locked
     locked = model.location_encoder.state_dict()
@@ -295,6 +296,19 @@ def test_a_fit_with_locked_locations_trains_the_post_side_against_one_encoding(
     assert not any(encodes)  # never with gradients
     trained = [r["tlc"] for r in result.history if "tlc" in r]
     assert trained[-1] < 0.7 * trained[0]
+
+
+def test_auto_locks_the_locations_when_most_candidates_have_no_label():
+    from trainer.train import locks_locations
+
+    every = [Example("x", i) for i in range(len(LOCATIONS))]
+    assert not locks_locations("auto", every, LOCATIONS)  # the 30-city protocol's case
+    assert locks_locations("auto", every[:2], LOCATIONS)  # a catalogue: 2 of 5 labeled
+    assert not locks_locations("auto", every[:3], LOCATIONS)
+    assert locks_locations("locked", every, LOCATIONS)
+    assert not locks_locations("trained", every[:1], LOCATIONS)
+    with pytest.raises(ValueError):
+        TrainConfig(location_encoder="frozen")
 
 
 def test_interpolation_selection_reuses_the_known_score_and_skips_an_untrained_model(
