@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 CHILD = """
@@ -87,12 +88,17 @@ MODES = {
 }
 
 
+def check_modes(modes: Sequence[str]) -> None:
+    """Refuse a mode that is not in ``MODES`` (before anything is measured)."""
+    if unknown := sorted(set(modes) - set(MODES)):
+        raise ValueError(f"unknown mode(s) {unknown}: expected some of {', '.join(MODES)}")
+
+
 def measure_step(
     places: int, mode: str, steps: int = 10, batch: int = 16, threads: int = 0
 ) -> dict[str, Any]:
     """One fresh process: timed training steps at ``places`` candidates (``MODES``)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: expected one of {sorted(MODES)}")
+    check_modes([mode])
     code = CHILD.format(n=places, mode=mode, steps=steps, batch=batch, threads=threads)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode != 0:
@@ -107,6 +113,7 @@ def measure_training(
     batch: int = 16,
     modes: tuple[str, ...] = tuple(MODES),
 ) -> dict[str, Any]:
+    check_modes(modes)
     rows = [
         measure_step(n, mode, steps=steps, batch=batch)
         for n in sizes

@@ -28,13 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from benchmarks import write_results
-    from benchmarks.training import MODES, measure_training, training_markdown
+    from benchmarks.training import check_modes, measure_training, training_markdown
 
     sizes = [int(n) for n in args.places.split(",")]
     print(f"timing training steps at {sizes} places (one process each) ...")
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
-    if unknown := set(modes) - set(MODES):
-        print(f"unknown --modes {sorted(unknown)}: expected some of {', '.join(MODES)}")
+    try:
+        check_modes(modes)
+    except ValueError as error:
+        print(f"--modes: {error}")
         return 2
     results = measure_training(sizes, args.plain_up_to, args.steps, args.batch_size, modes)
     text = training_markdown(results)
