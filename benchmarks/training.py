@@ -32,7 +32,7 @@ import json, random, resource, sys, time
 import torch
 from model import ContrastGeo
 from trainer.data.catalogue import build_catalogue
-from trainer.location_memo import LocationMemo
+from trainer.encoding_memo import EncodingMemo
 from trainer.train import Example, LocationBank, LockedLocations, TrainConfig, training_step
 
 n, mode, steps, batch = {n}, {mode!r}, {steps}, {batch}
@@ -55,12 +55,11 @@ generator = torch.Generator().manual_seed(0)
 location_bank = None
 if mode == "bank":
     location_bank = LocationBank(refresh=10**9, negatives=config.bank_negatives)
-locked = LockedLocations(LocationMemo()) if mode == "locked" else None
-refresh_s = None
+locked = refresh_s = None
 if mode != "plain":
     start = time.perf_counter()
-    if locked:
-        locked.get(model, locations)  # what every step reuses
+    if mode == "locked":
+        locked = LockedLocations(model, locations, EncodingMemo())  # what every step reuses
     else:
         with torch.no_grad():
             model.eval(); model.embed_locations(locations); model.train()

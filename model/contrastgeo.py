@@ -302,13 +302,9 @@ class ContrastGeo(nn.Module):
         self, locations: Sequence[Location], batch_size: int = 256
     ) -> Encoded:
         """``encode_locations`` for a long list, in eval mode and without gradients."""
-        with eval_mode(self):
-            return cat_encoded(
-                [
-                    self.encode_locations(locations[i : i + batch_size])
-                    for i in range(0, len(locations), batch_size)
-                ]
-            )
+        return self._batched(
+            locations, [len(loc.name) for loc in locations], batch_size, self.encode_locations
+        )
 
     @torch.no_grad()
     def predict(
@@ -340,7 +336,7 @@ class ContrastGeo(nn.Module):
         fn: Callable[[list[Any]], T],
     ) -> T:
         """Run ``fn`` in eval mode on length-sorted batches (less padding) and return the
-        concatenated result (a tensor or a ``Ranking``) in input order."""
+        concatenated result (a tensor, an ``Encoded`` or a ``Ranking``) in input order."""
         if not items:
             raise ValueError("nothing to encode: the list of posts or locations is empty")
         order = sorted(range(len(items)), key=lengths.__getitem__)
@@ -351,6 +347,8 @@ class ContrastGeo(nn.Module):
             ]
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+        if isinstance(outputs[0], Encoded):
+            return cat_encoded(outputs).select(inverse)
         if isinstance(outputs[0], Ranking):
             columns = {
                 name: torch.cat([getattr(o, name) for o in outputs])[inverse]

@@ -48,7 +48,7 @@ from model.contrastgeo import ContrastGeo, Ranking
 from model.prototypes import mix_prototypes
 from trainer.data.catalogue import fold, haversine_km
 from trainer.data.fewshot import Shots
-from trainer.location_memo import LocationMemo
+from trainer.encoding_memo import EncodingMemo
 from trainer.task import TaskSplit
 from trainer.train import FitResult, TrainConfig, fit, train_loop
 
@@ -72,7 +72,7 @@ class Run:
     seed: int
     model_config: ContrastGeoConfig  # base config (checkpoint, fusion, ...) for the task
     train_config: TrainConfig
-    frozen: FrozenEncoder  # shared frozen-encoder embeddings and location memo
+    frozen: FrozenEncoder  # shared frozen-encoder embeddings and encoding memo
     shared: dict[str, Any] = field(default_factory=dict)  # reused by the (seed, k)'s methods
 
     @property
@@ -92,11 +92,11 @@ def from_scores(scores: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarr
 @dataclass
 class FrozenEncoder:
     """The untrained model's embeddings: posts cached by record index, locations in the
-    benchmark's ``LocationMemo`` (shared with training, whose step 0 is this model), so
+    benchmark's ``EncodingMemo`` (shared with training, whose step 0 is this model), so
     zero-shot and prototype cost one encoding pass per benchmark."""
 
     config: ContrastGeoConfig
-    memo: LocationMemo = field(default_factory=LocationMemo)
+    memo: EncodingMemo = field(default_factory=EncodingMemo)
     _model: ContrastGeo | None = None
     _posts: dict[int, torch.Tensor] = field(default_factory=dict)
 

@@ -40,7 +40,7 @@ from model.encoders import Encoded
 from model.losses import match_labels, positive_mask, tlc_loss, tlm_loss
 from model.mining import MiningMode, sample_negatives
 from model.prompts import Location
-from trainer.location_memo import LocationMemo
+from trainer.encoding_memo import EncodingMemo
 
 log = structlog.get_logger(__name__)
 
@@ -201,13 +201,12 @@ class LockedLocations:
     the same at every step, so they are encoded once (through the memo) and TLC runs
     against every candidate exactly, with no bank and no staleness."""
 
-    def __init__(self, memo: LocationMemo):
-        self.memo, self.encoded = memo, None
+    def __init__(self, model: ContrastGeo, locations: Sequence[Location], memo: EncodingMemo):
+        # the weights cannot change while training: the memo is asked once, not per step,
+        # and before step 0's dev evaluation, whose embeddings are then these
+        self.encoded = memo.encoded(model, locations)
 
     def get(self, model: ContrastGeo, locations: Sequence[Location]) -> Encoded:
-        # the weights cannot change while training: the memo is asked once, not per step
-        if self.encoded is None:
-            self.encoded = self.memo.encoded(model, locations)
         return self.encoded
 
 
@@ -224,7 +223,7 @@ class LocationBank:
     only the refresh grows with it. With a ``memo``, a refresh at weights the dev
     evaluation has just encoded (or the reverse) costs nothing."""
 
-    def __init__(self, refresh: int = 25, negatives: int = 8, memo: LocationMemo | None = None):
+    def __init__(self, refresh: int = 25, negatives: int = 8, memo: EncodingMemo | None = None):
         self.refresh, self.negatives, self.memo = refresh, negatives, memo
         self.step_count, self.embeddings = 0, None
 
@@ -262,7 +261,7 @@ def locks_locations(mode: str, train: Sequence[Example], locations: Sequence[Loc
 
 
 def _embed_locations(
-    model: ContrastGeo, locations: Sequence[Location], memo: LocationMemo | None
+    model: ContrastGeo, locations: Sequence[Location], memo: EncodingMemo | None
 ) -> torch.Tensor:
     """``model.embed_locations(locations)``, through ``memo`` when there is one."""
     return memo.embeddings(model, locations) if memo else model.embed_locations(locations)
@@ -326,11 +325,12 @@ def tlc_mrr(
     model: ContrastGeo,
     examples: Sequence[Example],
     locations: Sequence[Location],
-    memo: LocationMemo | None = None,
+    memo: EncodingMemo | None = None,
 ):
     """Dev criterion: mean reciprocal rank of the gold location by TLC over all candidates
     (continuous where Acc@1 of a few hundred posts is coarse)."""
-    posts = model.embed_posts([ex.post for ex in examples])
+    texts = [ex.post for ex in examples]
+    posts = memo.posts(model, texts) if memo else model.embed_posts(texts)
     scores = posts @ _embed_locations(model, locations, memo).T
     gold = torch.tensor([ex.location for ex in examples], device=scores.device)
     return float(reciprocal_ranks(scores, gold).mean())
@@ -375,7 +375,7 @@ def select_interpolation(
     locations: Sequence[Location],
     alphas: Sequence[float],
     finetuned_score: float | None = None,
-    memo: LocationMemo | None = None,
+    memo: EncodingMemo | None = None,
     pretrained_score: float | None = None,
 ) -> float:
     """Pick α on dev TLC MRR (ties: the larger α, the model as trained) and leave the model
@@ -404,7 +404,7 @@ def select_rerank_weight(
     dev: Sequence[Example],
     locations: Sequence[Location],
     weights: Sequence[float],
-    memo: LocationMemo | None = None,
+    memo: EncodingMemo | None = None,
 ) -> float:
     """Pick the rerank weight w on the dev two-stage MRR (ties: the smaller w, TLC alone
     unless the matching head helps) and write it into the model's config. The dev posts
@@ -433,7 +433,7 @@ def fit(
     locations: Sequence[Location],
     config: TrainConfig | None = None,
     dev: Sequence[Example] | None = None,
-    memo: LocationMemo | None = None,
+    memo: EncodingMemo | None = None,
 ) -> FitResult:
     """Train in place for ``config.steps``. With ``dev``: the step (0 included) with the
     best dev TLC MRR is kept, then the WiSE-FT α and the rerank weight are picked on dev
@@ -449,11 +449,11 @@ def fit(
     if locks_locations(config.location_encoder, train, locations):
         model.lock_location_encoder()
     freeze_lower_layers(model, config.freeze_layers)
-    memo = memo or LocationMemo()
+    memo = memo or EncodingMemo()
     cache: LocationCache | LockedLocations = LocationCache(config.location_refresh)
     bank = None
     if model.location_encoder_locked:
-        cache = LockedLocations(memo)
+        cache = LockedLocations(model, locations, memo)
     elif len(locations) > config.bank_above:
         bank = LocationBank(config.bank_refresh, config.bank_negatives, memo)
     pretrained = pretrained_parameters(model)

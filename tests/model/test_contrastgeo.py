@@ -151,6 +151,21 @@ def test_predict_matches_unbatched_rank(make_model):
     torch.testing.assert_close(by_index, direct.scores.gather(1, direct.indices.argsort(dim=1)))
 
 
+def test_batched_location_encodings_come_back_in_input_order(make_model):
+    """Length-sorted batches (names of different lengths, batches of 2) give each
+    location's encoding in its own row, token states padded to the longest."""
+    model = make_model("token").eval()
+    batched = model.encode_locations_batched(LOCATIONS, batch_size=2)
+    with torch.no_grad():
+        direct = model.encode_locations(LOCATIONS)
+    assert batched.texts == direct.texts
+    torch.testing.assert_close(batched.embeddings, direct.embeddings)
+    width = direct.states.shape[1]
+    assert torch.equal(batched.mask[:, :width], direct.mask)
+    kept = direct.mask.bool()
+    torch.testing.assert_close(batched.states[:, :width][kept], direct.states[kept])
+
+
 @pytest.mark.parametrize("weight", [0.0, 0.25, 0.5, 1.0])
 def test_a_tlc_ranking_reranked_by_w_is_the_ranking_with_w(make_model, weight):
     from model.contrastgeo import rerank

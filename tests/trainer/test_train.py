@@ -273,7 +273,7 @@ def test_a_fit_with_locked_locations_trains_the_post_side_against_one_encoding(
     """A locked location encoder: the location weights stay the pre-trained ones, the
     candidates are encoded once for the whole fit (no bank, even above its threshold),
     and TLC learns."""
-    from trainer.location_memo import LocationMemo
+    from trainer.encoding_memo import EncodingMemo
 
     model = make_model("vector")
     untrained = {k: v.clone() for k, v in model.post_encoder.state_dict().items()}
@@ -285,14 +285,23 @@ def test_a_fit_with_locked_locations_trains_the_post_side_against_one_encoding(
         return real(self, locations)
 
     monkeypatch.setattr(type(model), "encode_locations", counted)
-    memo = LocationMemo()
+    batched = []
+    real_batched = type(model).encode_locations_batched
+
+    def counted_batched(self, locations, *args, **kwargs):
+        batched.append(len(locations))
+        return real_batched(self, locations, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "encode_locations_batched", counted_batched)
+    monkeypatch.setattr(type(model), "embed_locations", None)  # the dev reads the encodings
+    memo = EncodingMemo()
     config = TrainConfig(**QUICK, location_encoder="locked", bank_above=0)
     result = fit(model, TRAIN, LOCATIONS, config, dev=DEV, memo=memo)
     assert model.location_encoder_locked
     locked = model.location_encoder.state_dict()
     assert all(torch.equal(untrained[k], v) for k, v in locked.items())
     assert any(not torch.equal(untrained[k], v) for k, v in model.post_encoder.state_dict().items())
-    assert memo.misses == 2  # the embeddings (dev) and the full encodings (training, rerank)
+    assert batched == [len(LOCATIONS)]  # one encoding: training, dev and rerank share it
     assert not any(encodes)  # never with gradients
     trained = [r["tlc"] for r in result.history if "tlc" in r]
     assert trained[-1] < 0.7 * trained[0]

@@ -1,18 +1,19 @@
-"""The location memo returns exactly what encoding again would, misses on any change of
+"""The encoding memo returns exactly what encoding again would, misses on any change of
 weights, and spares fit the encodings it repeated (bank refresh and dev evaluation after
-the same step, α = 0 and step 0, the untrained model across fits)."""
+the same step, α = 0 and step 0, the untrained model's candidates and dev posts across
+fits, one catalogue encoding for the embeddings and the full encodings)."""
 
 import pytest
 import torch
 
 from tests.support.data import LOCATIONS
 from tests.trainer.test_train import DEV, QUICK, TRAIN
-from trainer.location_memo import LocationMemo
+from trainer.encoding_memo import EncodingMemo
 from trainer.train import TrainConfig, fit
 
 
 def test_a_hit_is_what_encoding_again_gives_and_a_new_weight_misses(make_model):
-    model, memo = make_model("vector").eval(), LocationMemo()
+    model, memo = make_model("vector").eval(), EncodingMemo()
     first = memo.embeddings(model, LOCATIONS)
     assert torch.equal(memo.embeddings(model, LOCATIONS), model.embed_locations(LOCATIONS))
     assert (memo.hits, memo.misses) == (1, 1)
@@ -34,11 +35,12 @@ def test_a_hit_is_what_encoding_again_gives_and_a_new_weight_misses(make_model):
     # a model whose locations get their own locked copy of the same weights hits
     locked = make_model("vector")
     locked.lock_location_encoder()
-    assert memo.embeddings(locked, LOCATIONS) is first
+    assert memo.embeddings(locked, LOCATIONS) is encoded.embeddings  # the full encodings
+    assert memo.misses == 4
 
 
 def test_least_recently_used_entries_are_dropped(make_model):
-    memo = LocationMemo(size=2)
+    memo = EncodingMemo(size=2)
     model = make_model("vector")
     memo.embeddings(model, LOCATIONS)
     memo.embeddings(model, LOCATIONS[:3])
@@ -48,8 +50,10 @@ def test_least_recently_used_entries_are_dropped(make_model):
     assert (memo.hits, memo.misses) == (2, 3)
     memo.embeddings(model, LOCATIONS[:3])
     assert memo.misses == 4
-    with pytest.raises(ValueError, match="size"):
-        LocationMemo(size=0)
+    with pytest.raises(ValueError, match="sizes"):
+        EncodingMemo(size=0)
+    with pytest.raises(ValueError, match="sizes"):
+        EncodingMemo(post_size=0)
 
 
 def test_fit_encodes_the_candidates_once_per_weights_and_shares_the_untrained_model(
@@ -58,7 +62,7 @@ def test_fit_encodes_the_candidates_once_per_weights_and_shares_the_untrained_mo
     """A bank refreshed on the dev evaluations' steps, α = 0 (the untrained weights) and
     a second fit's step 0 are all hits; the bank's own rows never leak into the memo."""
     model = make_model("vector")
-    memo = LocationMemo(size=16)
+    memo = EncodingMemo(size=16)
     untrained = memo.embeddings(model, LOCATIONS).clone()
     calls = []
     real = type(model).embed_locations
@@ -68,6 +72,14 @@ def test_fit_encodes_the_candidates_once_per_weights_and_shares_the_untrained_mo
         return real(self, locations, *args, **kwargs)
 
     monkeypatch.setattr(type(model), "embed_locations", counted)
+    posts = []
+    real_posts = type(model).embed_posts
+
+    def counted_posts(self, items, *args, **kwargs):
+        posts.append(1)
+        return real_posts(self, items, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "embed_posts", counted_posts)
     config = TrainConfig(
         **{**QUICK, "steps": 12, "patience": 10},
         location_encoder="trained",  # every step changes the locations' weights
@@ -82,8 +94,42 @@ def test_fit_encodes_the_candidates_once_per_weights_and_shares_the_untrained_mo
     # weights encoded: step 6 and step 12 (dev), α = 0.5; step 0 and α = 0 were hits,
     # and the bank's refreshes at steps 0 and 6 reused the dev evaluations'
     assert len(calls) == 3
+    assert len(posts) == 4  # the dev posts at the same weights: step 0 is α = 0
     assert torch.equal(memo.embeddings(make_model("vector"), LOCATIONS), untrained)
     assert len(calls) == 3
     reseeded = config.model_copy(update={"seed": 1})  # other batches, other weights
     fit(make_model("vector"), TRAIN, LOCATIONS, reseeded, dev=DEV, memo=memo)
     assert len(calls) == 6  # the second fit's step 0 and α = 0 were hits too
+    assert len(posts) == 7  # and its step 0's dev posts
+
+
+def test_post_embeddings_hit_on_the_same_post_weights_and_texts_only(make_model):
+    model, memo = make_model("vector").eval(), EncodingMemo()
+    texts = [ex.post for ex in DEV]
+    first = memo.posts(model, texts)
+    assert torch.equal(first, model.embed_posts(texts))
+    assert memo.posts(make_model("vector"), texts) is first  # same weights, other instance
+    assert memo.misses == 1
+    memo.posts(model, texts[:-1])  # other texts
+    assert memo.misses == 2
+    model.lock_location_encoder()  # the location side is not part of the posts' key
+    with torch.no_grad():
+        for param in model.location_encoder.parameters():
+            param.mul_(1.1)
+    assert memo.posts(model, texts) is first
+    with torch.no_grad():
+        for param in model.post_encoder.parameters():
+            param.mul_(1.1)
+    changed = memo.posts(model, texts)
+    assert memo.misses == 3
+    assert torch.equal(changed, model.embed_posts(texts))
+
+
+def test_one_catalogue_encoding_serves_the_embeddings_too(make_model):
+    """The full encodings (with token states) hold the embeddings: once they are there,
+    asking for the embeddings at the same weights encodes nothing."""
+    model, memo = make_model("vector").eval(), EncodingMemo()
+    encoded = memo.encoded(model, LOCATIONS)
+    assert memo.embeddings(model, LOCATIONS) is encoded.embeddings
+    assert (memo.hits, memo.misses) == (1, 1)
+    torch.testing.assert_close(encoded.embeddings, model.embed_locations(LOCATIONS))
