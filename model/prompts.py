@@ -29,6 +29,7 @@ class Location:
     country: str = ""
     lat: float = 0.0
     lon: float = 0.0
+    admin_code: str = ""  # admin-1 code: "TN" in the US (GeoNames' "07" elsewhere)
 
 
 def save_locations(path: str | Path, locations: list[Location]) -> None:
@@ -78,11 +79,14 @@ def location_texts(location: Location, config: PromptConfig) -> list[str]:
     """All prompts for one location, the primary one first. Empty fields vanish cleanly:
     "{name}, {admin}, {country}" with no admin gives "Ghent, BE", not "Ghent, , BE"."""
     place = ", ".join(p for p in (location.name, location.admin, location.country) if p)
+    code = location.admin_code
+    short_code = code if len(code) == 2 and code.isalpha() else ""
     fields = {
         "name": location.name,
         "admin": location.admin,
         "country": location.country,
         "place": place,
+        "short": ", ".join(p for p in (location.name, short_code) if p),
     }
     texts = []
     for template in config.location_templates:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.config import ContrastGeoConfig
+from model.config import ContrastGeoConfig, PromptConfig
 from model.contrastgeo import ContrastGeo, Ranking
 from model.prototypes import mix_prototypes
 from trainer.data.catalogue import fold, haversine_km
@@ -410,6 +410,11 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "token": ({"fusion": {"strategy": "token"}}, {}),
     "cls-pooling": ({"encoder": {"pooling": "cls"}}, {}),
     "one-template": ({"prompts": {"location_templates": ["a post from {place}"]}}, {}),
+    # a fourth prompt as profiles write places ("Ames, IA")
+    "profile-prompts": (
+        {"prompts": {"location_templates": [*PromptConfig().location_templates, "{short}"]}},
+        {},
+    ),
     "freeze3": ({}, {"freeze_layers": 3}),
     "loc-refresh4": ({}, {"location_refresh": 4}),
     # the location encoder: a frozen pre-trained copy with the post side trained (LiT), or

@@ -44,6 +44,28 @@ def test_location_texts_drop_empty_fields_cleanly():
     assert location_texts(memphis, config)[1] == "a post from Memphis, Tennessee, US"
 
 
+def test_the_short_form_is_what_profiles_write_where_the_code_is_two_letters():
+    config = PromptConfig(location_templates=("{short}",))
+    ames = Location("1", "Ames", "Iowa", "US", admin_code="IA")
+    assert location_texts(ames, config) == ["Ames, IA"]
+    # GeoNames' numeric codes (and none at all) are not what anyone writes
+    assert location_texts(Location("2", "Utrecht", "", "NL", admin_code="09"), config) == [
+        "Utrecht"
+    ]
+    assert location_texts(Location("3", "Ghent", "", "BE"), config) == ["Ghent"]
+
+
+def test_catalogue_locations_carry_the_admin_code_through_a_locations_file(tmp_path):
+    from model.prompts import load_locations, save_locations
+    from trainer.data.catalogue import build_catalogue
+
+    places = build_catalogue(["US"], min_population=100_000, admin1=["IA"]).locations
+    assert {loc.admin_code for loc in places} == {"IA"}
+    path = tmp_path / "locations.jsonl"
+    save_locations(path, places)
+    assert load_locations(path) == places
+
+
 def test_post_text_fields_order_and_text_only():
     post = PostFields(
         text="Beale Street\ntonight",

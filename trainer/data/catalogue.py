@@ -68,7 +68,9 @@ class GazetteerPlace:
     population: int = 0
 
     def location(self) -> Location:
-        return Location(self.id, self.name, self.admin, self.country, self.lat, self.lon)
+        return Location(
+            self.id, self.name, self.admin, self.country, self.lat, self.lon, self.admin_code
+        )
 
 
 @dataclass
