@@ -126,7 +126,7 @@ class FitResult:
     best_dev: float | None = None  # the dev criterion at best_step
     alpha: float = 1.0  # WiSE-FT: 1 = the fine-tuned weights, 0 = the pre-trained ones
     rerank_weight: float | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # setting up (locking, encoding the candidates) and training
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -219,7 +219,8 @@ class LocationBank:
     ``negatives`` most similar other locations in the bank (hard negatives by TLC
     similarity) are re-encoded with gradients; they replace their rows of the bank in the
     logits (and, detached, in the bank), so the TLC softmax still runs over every
-    candidate. A step costs O(batch × negatives) encodings whatever the catalogue's size;
+    candidate. The re-encoded rows, like the bank's, are encoded without dropout. A step
+    costs O(batch × negatives) encodings whatever the catalogue's size;
     only the refresh grows with it. With a ``memo``, a refresh at weights the dev
     evaluation has just encoded (or the reverse) costs nothing."""
 
@@ -246,7 +247,11 @@ class LocationBank:
             similarity[torch.arange(len(gold)), gold] = float("-inf")
             mined = similarity.topk(min(self.negatives, len(locations) - 1), dim=1).indices
         active = torch.unique(torch.cat([gold, mined.reshape(-1)]))
-        fresh = model.encode_locations([locations[i] for i in active.tolist()])
+        # without dropout, as the bank's rows were encoded: with it on the re-encoded rows
+        # only, which always hold the gold ones, TLC could be lowered by telling dropout's
+        # trace from the bank's clean rows without learning anything about the posts
+        with eval_mode(model):
+            fresh = model.encode_locations([locations[i] for i in active.tolist()])
         everything = self.embeddings.index_copy(0, active, fresh.embeddings)
         self.embeddings[active] = fresh.embeddings.detach()
         return active, fresh, everything
@@ -446,6 +451,7 @@ def fit(
     bad = [ex.location for ex in train if not 0 <= ex.location < len(locations)]
     if bad:
         raise ValueError(f"example locations out of range 0..{len(locations) - 1}: {bad[:5]}")
+    start = time.perf_counter()
     if locks_locations(config.location_encoder, train, locations):
         model.lock_location_encoder()
     freeze_lower_layers(model, config.freeze_layers)
@@ -465,6 +471,7 @@ def fit(
         return tlc_mrr(model, dev, locations, memo)
 
     result = train_loop(model, train, config, step, score if dev else None)
+    result.seconds = time.perf_counter() - start  # with the locked candidates' encoding
     if dev:
         with eval_mode(model):
             result.alpha = select_interpolation(

@@ -254,6 +254,24 @@ def test_the_bank_re_encodes_the_gold_and_the_hardest_negatives_only(make_model)
     assert any(p.grad is not None for p in model.post_encoder.parameters())
 
 
+def test_the_bank_re_encodes_its_rows_without_dropout_in_training(make_model):
+    """The re-encoded rows (always the gold ones) are encoded as the bank's rows were,
+    without dropout, so TLC cannot be lowered by telling dropout's trace from the bank's
+    clean rows; gradients still reach the encoder, and the model stays in training mode."""
+    model = make_model("vector").train()
+    bank = LocationBank(refresh=10, negatives=1)
+    batch = bank_batch()[:2]
+    gold = torch.tensor([ex.location for ex in batch])
+    posts = model.encode_posts([ex.post for ex in batch])
+    active, _, everything = bank.step(model, LOCATIONS, posts.embeddings, gold)
+    assert model.training
+    with torch.no_grad():
+        clean = model.embed_locations(LOCATIONS)
+    torch.testing.assert_close(everything.detach(), clean)
+    everything[active].sum().backward()
+    assert any(p.grad is not None for p in model.post_encoder.parameters())
+
+
 def test_fit_uses_the_bank_above_its_threshold_and_learns(make_model):
     model = make_model("vector")
     config = TrainConfig(
@@ -355,3 +373,22 @@ def test_interpolation_selection_reuses_the_known_score_and_skips_an_untrained_m
     known = dict(finetuned_score=own, pretrained_score=untrained_score)
     assert select_interpolation(model, start, DEV, LOCATIONS, (0.0, 0.5, 1.0), **known) == alpha
     assert len(calls) == 6
+
+
+def test_the_fit_time_counts_the_locked_candidates_encoding(make_model, monkeypatch):
+    """The locked candidates are encoded before the training loop starts its clock; the
+    fit's time still includes them (a fake clock: no timing in tests)."""
+    import trainer.train as train_module
+    from trainer.encoding_memo import EncodingMemo
+
+    clock = [0.0]
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: clock[0])
+    real = EncodingMemo.encoded
+
+    def slow(self, model, locations):
+        clock[0] += 100.0
+        return real(self, model, locations)
+
+    monkeypatch.setattr(EncodingMemo, "encoded", slow)
+    config = TrainConfig(**{**QUICK, "steps": 2}, location_encoder="locked")
+    assert fit(make_model("vector"), TRAIN, LOCATIONS, config).seconds == 100.0
