@@ -217,12 +217,15 @@ class LocationBank:
     Every candidate's embedding is kept without gradient, re-encoded (eval mode) every
     ``refresh`` steps. At each step the batch's gold locations and, per post, its
     ``negatives`` most similar other locations in the bank (hard negatives by TLC
-    similarity) are re-encoded with gradients; they replace their rows of the bank in the
-    logits (and, detached, in the bank), so the TLC softmax still runs over every
-    candidate. The re-encoded rows, like the bank's, are encoded without dropout. A step
-    costs O(batch × negatives) encodings whatever the catalogue's size;
-    only the refresh grows with it. With a ``memo``, a refresh at weights the dev
-    evaluation has just encoded (or the reverse) costs nothing."""
+    similarity) are re-encoded with gradients, and TLC and TLM run over those *active*
+    rows only (the batch's gold places and every post's mined negatives), as ANCE (Xiong et
+    al. 2021) trains against an index refreshed asynchronously. The stale rows only choose
+    the negatives: mixed into the softmax, they let a trained encoder lower the loss by
+    scoring the rows it has just re-encoded (which always hold the gold ones) above the
+    stale ones, and the Dutch catalogue's dev MRR fell to chance (docs/benchmarks.md). A
+    step costs O(batch × negatives) encodings whatever the catalogue's size; only the
+    refresh grows with it. With a ``memo``, a refresh at weights the dev evaluation has
+    just encoded (or the reverse) costs nothing."""
 
     def __init__(self, refresh: int = 25, negatives: int = 8, memo: EncodingMemo | None = None):
         self.refresh, self.negatives, self.memo = refresh, negatives, memo
@@ -234,9 +237,8 @@ class LocationBank:
         locations: Sequence[Location],
         posts: torch.Tensor,
         gold: torch.Tensor,
-    ) -> tuple[torch.Tensor, Encoded, torch.Tensor]:
-        """(active location indices, their fresh encodings with gradients, the (N, D)
-        embedding matrix of all candidates with the active rows fresh)."""
+    ) -> tuple[torch.Tensor, Encoded]:
+        """(active location indices, sorted; their fresh encodings, with gradients)."""
         if self.embeddings is None or self.step_count % self.refresh == 0:
             # a copy: the bank's rows are overwritten below, the memo's must not be
             embeddings = _embed_locations(model, locations, self.memo)
@@ -247,14 +249,9 @@ class LocationBank:
             similarity[torch.arange(len(gold)), gold] = float("-inf")
             mined = similarity.topk(min(self.negatives, len(locations) - 1), dim=1).indices
         active = torch.unique(torch.cat([gold, mined.reshape(-1)]))
-        # without dropout, as the bank's rows were encoded: with it on the re-encoded rows
-        # only, which always hold the gold ones, TLC could be lowered by telling dropout's
-        # trace from the bank's clean rows without learning anything about the posts
-        with eval_mode(model):
-            fresh = model.encode_locations([locations[i] for i in active.tolist()])
-        everything = self.embeddings.index_copy(0, active, fresh.embeddings)
+        fresh = model.encode_locations([locations[i] for i in active.tolist()])
         self.embeddings[active] = fresh.embeddings.detach()
-        return active, fresh, everything
+        return active, fresh
 
 
 def locks_locations(mode: str, train: Sequence[Example], locations: Sequence[Location]) -> bool:
@@ -282,19 +279,17 @@ def training_step(
     bank: LocationBank | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """TLC over every candidate, TLM on the gold pair and mined negatives. Without a bank
-    every location is encoded (or taken from ``cache``); with one, the TLM candidates come
-    from the locations the bank re-encoded for this batch."""
+    every location is encoded (or taken from ``cache``); with one, both losses run over
+    the locations the bank re-encoded for this batch."""
     posts = model.encode_posts([ex.post for ex in batch])
     gold = torch.tensor([ex.location for ex in batch], device=model.device)
-    positives = positive_mask(gold, len(locations))
     if bank is None:
         locs = (cache or LocationCache()).get(model, locations)
-        embeddings, tlm_gold = locs.embeddings, gold
-        tlm_columns = None
     else:
-        active, locs, embeddings = bank.step(model, locations, posts.embeddings, gold)
-        tlm_columns = active
-        tlm_gold = torch.searchsorted(active, gold)  # active is sorted and holds every gold
+        active, locs = bank.step(model, locations, posts.embeddings, gold)
+        gold = torch.searchsorted(active, gold)  # a column of the active rows, all golds
+    embeddings = locs.embeddings
+    positives = positive_mask(gold, embeddings.shape[0])
     logits = model.inverse_temperature() * posts.embeddings @ embeddings.T
     loss_tlc = tlc_loss(
         posts.embeddings,
@@ -305,12 +300,10 @@ def training_step(
     )
     loss = config.tlc_weight * loss_tlc
     stats = {"tlc": loss_tlc.item()}
-    tlm_logits = logits if tlm_columns is None else logits[:, tlm_columns]
-    k = min(config.negatives, tlm_logits.shape[1] - 1)
+    k = min(config.negatives, logits.shape[1] - 1)
     if config.tlm_weight > 0 and k > 0:
-        tlm_positives = positive_mask(tlm_gold, tlm_logits.shape[1])
-        negatives = sample_negatives(tlm_logits, tlm_positives, k, config.mining, generator)
-        candidates = torch.cat([tlm_gold[:, None], negatives], dim=1)
+        negatives = sample_negatives(logits, positives, k, config.mining, generator)
+        candidates = torch.cat([gold[:, None], negatives], dim=1)
         match = model.match_logits(posts, locs, candidates)
         loss_tlm = tlm_loss(match, match_labels(len(batch), k, model.device))
         loss = loss + config.tlm_weight * loss_tlm

@@ -242,34 +242,37 @@ def test_the_bank_re_encodes_the_gold_and_the_hardest_negatives_only(make_model)
     batch = bank_batch()[:2]
     gold = torch.tensor([ex.location for ex in batch])
     posts = model.encode_posts([ex.post for ex in batch])
-    active, fresh, everything = bank.step(model, LOCATIONS, posts.embeddings, gold)
+    active, fresh = bank.step(model, LOCATIONS, posts.embeddings, gold)
     assert set(gold.tolist()) <= set(active.tolist()) and len(active) <= 2 * len(batch)
+    assert active.tolist() == sorted(active.tolist())
     with torch.no_grad():
         similarity = posts.embeddings @ model.embed_locations(LOCATIONS).T
         similarity[torch.arange(2), gold] = float("-inf")
     assert set(similarity.argmax(dim=1).tolist()) <= set(active.tolist())
     # gradients reach the location encoder through the active rows
-    everything.sum().backward()
-    assert everything.shape == (len(LOCATIONS), fresh.embeddings.shape[1])
+    fresh.embeddings.sum().backward()
+    assert fresh.embeddings.shape[0] == len(active)
     assert any(p.grad is not None for p in model.post_encoder.parameters())
 
 
-def test_the_bank_re_encodes_its_rows_without_dropout_in_training(make_model):
-    """The re-encoded rows (always the gold ones) are encoded as the bank's rows were,
-    without dropout, so TLC cannot be lowered by telling dropout's trace from the bank's
-    clean rows; gradients still reach the encoder, and the model stays in training mode."""
-    model = make_model("vector").train()
-    bank = LocationBank(refresh=10, negatives=1)
-    batch = bank_batch()[:2]
-    gold = torch.tensor([ex.location for ex in batch])
-    posts = model.encode_posts([ex.post for ex in batch])
-    active, _, everything = bank.step(model, LOCATIONS, posts.embeddings, gold)
-    assert model.training
+def test_the_bank_losses_run_over_the_re_encoded_rows_only(make_model):
+    """The stale rows only choose the negatives (ANCE): moving every stale row by the
+    same vector keeps each post's ranking of them, so the same negatives are mined, and
+    the losses do not change. Mixed into the softmax, the stale rows would change them."""
+    model = make_model("vector").eval()
+    config = TrainConfig(negatives=2, progress=False)
     with torch.no_grad():
         clean = model.embed_locations(LOCATIONS)
-    torch.testing.assert_close(everything.detach(), clean)
-    everything[active].sum().backward()
-    assert any(p.grad is not None for p in model.post_encoder.parameters())
+    losses = []
+    for shift in (0.0, 0.3):
+        bank = LocationBank(refresh=10**9, negatives=1)
+        bank.embeddings, bank.step_count = clean + shift, 1  # stale: never refreshed here
+        generator = torch.Generator().manual_seed(0)
+        batch = bank_batch()[:2]  # 2 golds and 2 negatives: not every location is active
+        _, stats = training_step(model, batch, LOCATIONS, config, generator, bank=bank)
+        losses.append(stats)
+    assert losses[0]["tlc"] == pytest.approx(losses[1]["tlc"], abs=1e-6)
+    assert losses[0]["tlm"] == pytest.approx(losses[1]["tlm"], abs=1e-6)
 
 
 def test_fit_uses_the_bank_above_its_threshold_and_learns(make_model):
