@@ -7,9 +7,16 @@ import pytest
 import torch
 
 from tests.support.data import LOCATIONS
-from tests.trainer.test_train import DEV, QUICK, TRAIN
+from tests.trainer.test_train import DEV, QUICK, TRAIN, count_calls
 from trainer.encoding_memo import EncodingMemo
 from trainer.train import TrainConfig, fit
+
+
+def scale_weights(module: torch.nn.Module) -> None:
+    """New weights for ``module``: every parameter × 1.1."""
+    with torch.no_grad():
+        for param in module.parameters():
+            param.mul_(1.1)
 
 
 def test_a_hit_is_what_encoding_again_gives_and_a_new_weight_misses(make_model):
@@ -22,9 +29,7 @@ def test_a_hit_is_what_encoding_again_gives_and_a_new_weight_misses(make_model):
     encoded = memo.encoded(model, LOCATIONS)
     assert torch.equal(encoded.states, model.encode_locations_batched(LOCATIONS).states)
     assert memo.misses == 2
-    with torch.no_grad():
-        for param in model.encoder_for_locations.parameters():
-            param.mul_(1.1)
+    scale_weights(model.encoder_for_locations)
     changed = memo.embeddings(model, LOCATIONS)
     assert memo.misses == 3
     assert torch.equal(changed, model.embed_locations(LOCATIONS))
@@ -64,22 +69,8 @@ def test_fit_encodes_the_candidates_once_per_weights_and_shares_the_untrained_mo
     model = make_model("vector")
     memo = EncodingMemo(size=16)
     untrained = memo.embeddings(model, LOCATIONS).clone()
-    calls = []
-    real = type(model).embed_locations
-
-    def counted(self, locations, *args, **kwargs):
-        calls.append(1)
-        return real(self, locations, *args, **kwargs)
-
-    monkeypatch.setattr(type(model), "embed_locations", counted)
-    posts = []
-    real_posts = type(model).embed_posts
-
-    def counted_posts(self, items, *args, **kwargs):
-        posts.append(1)
-        return real_posts(self, items, *args, **kwargs)
-
-    monkeypatch.setattr(type(model), "embed_posts", counted_posts)
+    calls = count_calls(monkeypatch, type(model), "embed_locations")
+    posts = count_calls(monkeypatch, type(model), "embed_posts")
     config = TrainConfig(
         **{**QUICK, "steps": 12, "patience": 10},
         location_encoder="trained",  # every step changes the locations' weights
@@ -113,13 +104,9 @@ def test_post_embeddings_hit_on_the_same_post_weights_and_texts_only(make_model)
     memo.posts(model, texts[:-1])  # other texts
     assert memo.misses == 2
     model.lock_location_encoder()  # the location side is not part of the posts' key
-    with torch.no_grad():
-        for param in model.location_encoder.parameters():
-            param.mul_(1.1)
+    scale_weights(model.location_encoder)
     assert memo.posts(model, texts) is first
-    with torch.no_grad():
-        for param in model.post_encoder.parameters():
-            param.mul_(1.1)
+    scale_weights(model.post_encoder)
     changed = memo.posts(model, texts)
     assert memo.misses == 3
     assert torch.equal(changed, model.embed_posts(texts))

@@ -217,6 +217,20 @@ def test_fit_rejects_bad_input(make_model):
         fit(model, [Example("x", 9)], LOCATIONS)
 
 
+def count_calls(monkeypatch, owner: type, name: str) -> list:
+    """Patch the method ``owner.name`` to record the first argument of every call; returns
+    the record."""
+    calls = []
+    real = getattr(owner, name)
+
+    def counted(self, items, *args, **kwargs):
+        calls.append(items)
+        return real(self, items, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
 def bank_batch():
     return [TRAIN[i] for i in (0, 5, 9, 14)]
 
@@ -306,14 +320,7 @@ def test_a_fit_with_locked_locations_trains_the_post_side_against_one_encoding(
         return real(self, locations)
 
     monkeypatch.setattr(type(model), "encode_locations", counted)
-    batched = []
-    real_batched = type(model).encode_locations_batched
-
-    def counted_batched(self, locations, *args, **kwargs):
-        batched.append(len(locations))
-        return real_batched(self, locations, *args, **kwargs)
-
-    monkeypatch.setattr(type(model), "encode_locations_batched", counted_batched)
+    batched = count_calls(monkeypatch, type(model), "encode_locations_batched")
     monkeypatch.setattr(type(model), "embed_locations", None)  # the dev reads the encodings
     memo = EncodingMemo()
     config = TrainConfig(**QUICK, location_encoder="locked", bank_above=0)
@@ -322,7 +329,7 @@ def test_a_fit_with_locked_locations_trains_the_post_side_against_one_encoding(
     locked = model.location_encoder.state_dict()
     assert all(torch.equal(untrained[k], v) for k, v in locked.items())
     assert any(not torch.equal(untrained[k], v) for k, v in model.post_encoder.state_dict().items())
-    assert batched == [len(LOCATIONS)]  # one encoding: training, dev and rerank share it
+    assert batched == [LOCATIONS]  # one encoding: training, dev and rerank share it
     assert not any(encodes)  # never with gradients
     trained = [r["tlc"] for r in result.history if "tlc" in r]
     assert trained[-1] < 0.7 * trained[0]
