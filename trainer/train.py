@@ -278,9 +278,9 @@ def training_step(
     cache: LocationCache | LockedLocations | None = None,
     bank: LocationBank | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """TLC over every candidate, TLM on the gold pair and mined negatives. Without a bank
-    every location is encoded (or taken from ``cache``); with one, both losses run over
-    the locations the bank re-encoded for this batch."""
+    """TLC over the candidates, TLM on the gold pair and mined negatives. Without a bank
+    both run over every location, encoded (or taken from ``cache``); with one, over the
+    locations the bank re-encoded for this batch."""
     posts = model.encode_posts([ex.post for ex in batch])
     gold = torch.tensor([ex.location for ex in batch], device=model.device)
     if bank is None:
