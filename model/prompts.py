@@ -75,18 +75,21 @@ _SPACES = re.compile(r"\s+")
 _DANGLING_COMMAS = re.compile(r"\s*,(\s*,)+")
 
 
+def _comma_joined(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
+
+
 def location_texts(location: Location, config: PromptConfig) -> list[str]:
     """All prompts for one location, the primary one first. Empty fields vanish cleanly:
     "{name}, {admin}, {country}" with no admin gives "Ghent, BE", not "Ghent, , BE"."""
-    place = ", ".join(p for p in (location.name, location.admin, location.country) if p)
     code = location.admin_code
     short_code = code if len(code) == 2 and code.isalpha() else ""
     fields = {
         "name": location.name,
         "admin": location.admin,
         "country": location.country,
-        "place": place,
-        "short": ", ".join(p for p in (location.name, short_code) if p),
+        "place": _comma_joined(location.name, location.admin, location.country),
+        "short": _comma_joined(location.name, short_code),
     }
     texts = []
     for template in config.location_templates:
