@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shots",
         type=shot_list,
         default=None,
-        help="posts per place, comma-separated; 'all' = no cap (catalogue protocol) "
+        help="posts per place, comma-separated; 'all' = no cap, every training label "
         "(default 1,2,4,8,16; catalogue: 1,4,16,all)",
     )
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")

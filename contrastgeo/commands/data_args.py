@@ -29,7 +29,7 @@ def int_list(text: str) -> tuple[int, ...]:
 
 
 def shot_list(text: str) -> tuple[int | str, ...]:
-    """``1,4,16,all``: positive integers, and "all" (every label; catalogue protocol)."""
+    """``1,4,16,all``: positive integers, and "all" (every label of the training users)."""
     values = tuple(shot_value(x) for x in text.split(",") if x.strip())
     if not values:
         raise argparse.ArgumentTypeError(f"expected shot counts, got {text!r}")

@@ -368,10 +368,13 @@ def test_the_catalogue_protocol_ranks_every_place_and_reports_by_labels(
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
 
 
-def test_the_benchmark_command_parses_shots_all_for_the_catalogue_protocol(tmp_path):
-    argv = ["benchmark", "--data", str(tmp_path / "x.jsonl"), "--format", "jsonl"]
-    with pytest.raises(SystemExit, match="catalogue protocol"):
-        main([*argv, "--shots", "1,all", "--countries", "US"])
+def test_the_benchmark_command_parses_shots_all():
+    from contrastgeo.cli import build_parser
+
+    argv = ["benchmark", "--data", "x.jsonl", "--format", "jsonl", "--shots", "1, 16,all"]
+    assert build_parser().parse_args(argv).shots == (1, 16, "all")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*argv[:-1], "1,every"])
 
 
 def test_fit_on_a_catalogue_saves_the_whole_catalogue_for_serving(

@@ -162,9 +162,26 @@ def test_the_catalogue_split_keeps_every_place_and_every_post_of_the_test_users(
     assert again.test == split.test and again.train_pool == split.train_pool
 
 
-def test_shots_all_needs_the_catalogue_protocol():
-    with pytest.raises(ValueError, match="catalogue protocol"):
-        FewShotConfig(shots=(1, "all"))
+def test_shots_all_is_the_whole_train_pool_of_the_places_the_numeric_shots_keep():
+    records, labels = _synthetic(n_locations=4, users_per_location=24)
+    # one sparse place: too few training posts for 16 shots, enough for 1
+    sparse = [i for i, label in enumerate(labels) if label == 3][:24]
+    keep = [i for i, label in enumerate(labels) if label != 3 or i in sparse]
+    records, labels = [records[i] for i in keep], labels[keep]
+    config = FewShotConfig(shots=(1, 16), min_posts=20)
+    numeric = make_split(records, labels, config)
+    split = make_split(records, labels, FewShotConfig(shots=(1, 16, "all"), min_posts=20))
+    assert split.location_ids == numeric.location_ids == [0, 1, 2]  # "all" asks no more
+    assert split.train_pool == numeric.train_pool and split.test == numeric.test
+    everything = [i for loc in split.location_ids for i in split.train_pool[loc]]
+    assert split.shots("all") == everything and len(everything) > 3 * 16
+    assert set(split.shots(16)) < set(split.shots("all"))
+    # "all" alone asks for one training post per place: the sparse place stays
+    alone = make_split(records, labels, FewShotConfig(shots=("all",), min_posts=20))
+    assert sorted(alone.location_ids) == [0, 1, 2, 3]
+
+
+def test_unknown_protocol():
     with pytest.raises(ValueError, match="unknown protocol"):
         FewShotConfig(protocol="everything")
 

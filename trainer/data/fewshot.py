@@ -14,7 +14,10 @@
    requirements (see ``FewShotConfig``), capped to the ``max_locations`` most frequent.
 5. **Shots**: for k in ``shots``, the first k posts of a seeded per-location order of the
    train pool, round-robin over users (so 16 shots are not one user's 16 posts); the k-shot
-   sets are nested (the 1-shot post is in the 2-shot set ...).
+   sets are nested (the 1-shot post is in the 2-shot set ...). ``"all"`` is the whole
+   train pool of each kept location (an upper reference: what every label of the
+   training users teaches); the locations kept are those the numeric shot counts allow,
+   so ``(1, 16, "all")`` keeps the same places as ``(1, 16)``.
 
 The **catalogue protocol** (``protocol="catalogue"``, ``make_catalogue_split``) keeps steps
 1, 2 and 5 but not the location filter: every place of the catalogue is a candidate, users
@@ -78,7 +81,7 @@ def bot_reasons(
     return reasons
 
 
-Shots = int | Literal["all"]  # training posts per place; "all" = no cap (catalogue protocol)
+Shots = int | Literal["all"]  # training posts per place; "all" = no cap (the whole train pool)
 Protocol = Literal["fewshot", "catalogue"]
 
 
@@ -113,8 +116,6 @@ class FewShotConfig:
     def __post_init__(self):
         if self.protocol not in ("fewshot", "catalogue"):
             raise ValueError(f"unknown protocol {self.protocol!r}: fewshot or catalogue")
-        if self.protocol == "fewshot" and "all" in self.shots:
-            raise ValueError('shots "all" needs the catalogue protocol')
 
 
 @dataclass
@@ -147,7 +148,7 @@ def make_split(
     rng = random.Random(config.seed)
     # balanced per location: each user goes where their main location is furthest behind
     per_split = _split_users(records, labels, kept, config, rng, user_disjoint, by_location=True)
-    max_k = max(config.shots)
+    max_k = max((k for k in config.shots if k != "all"), default=1)
     location_ids = [
         loc
         for loc in candidates
