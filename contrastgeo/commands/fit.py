@@ -33,8 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shots",
         type=shot_value,
         default=16,
-        help="training posts per location (default 16); 'all': every label of the "
-        "training users",
+        help="training posts per location (default 16); 'all': every label of the training users",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
