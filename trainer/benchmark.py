@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from model.config import ContrastGeoConfig
-from trainer.data.fewshot import Shots, shot_label, shot_order
+from trainer.data.fewshot import DEFAULT_SHOTS, Shots, shot_label, shot_order
 from trainer.methods import BASELINES, METHODS, SHOT_FREE, FrozenEncoder, Predictions, Run
 from trainer.metrics import (
     LABEL_BUCKETS,
@@ -54,7 +54,7 @@ METRICS = (
 class BenchmarkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    shots: tuple[Shots, ...] = (1, 2, 4, 8, 16)
+    shots: tuple[Shots, ...] = DEFAULT_SHOTS["fewshot"]
     seeds: int = Field(5, ge=1)
     methods: tuple[str, ...] = ("contrastgeo", *BASELINES)
     model: ContrastGeoConfig = ContrastGeoConfig()

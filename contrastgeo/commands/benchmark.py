@@ -65,10 +65,11 @@ def expand_methods(names: tuple[str, ...], protocol: str = "fewshot") -> tuple[s
 
 def run(args: argparse.Namespace) -> int:
     from trainer.benchmark import BenchmarkConfig, check_methods, run_benchmark, write_report
+    from trainer.data.fewshot import DEFAULT_SHOTS
 
     methods = expand_methods(args.methods, args.protocol)
     check_methods(methods)
-    shots = args.shots or ((1, 2, 4, 8, 16) if args.protocol == "fewshot" else (1, 4, 16, "all"))
+    shots = args.shots or DEFAULT_SHOTS[args.protocol]
     model, train = model_and_train_config(args, progress=False)
     task = task_from_args(args, shots, args.protocol)
     config = BenchmarkConfig(

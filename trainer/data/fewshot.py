@@ -83,6 +83,10 @@ def bot_reasons(
 
 Shots = int | Literal["all"]  # training posts per place; "all" = no cap (the whole train pool)
 Protocol = Literal["fewshot", "catalogue"]
+DEFAULT_SHOTS: dict[Protocol, tuple[Shots, ...]] = {
+    "fewshot": (1, 2, 4, 8, 16),
+    "catalogue": (1, 4, 16, "all"),
+}
 
 
 def shot_order(k: Shots) -> float:
@@ -102,7 +106,7 @@ def bot_mask(records: Sequence[Record], min_posts: int = 10, share: float = 0.5)
 
 @dataclass(frozen=True)
 class FewShotConfig:
-    shots: tuple[Shots, ...] = (1, 2, 4, 8, 16)
+    shots: tuple[Shots, ...] = DEFAULT_SHOTS["fewshot"]
     min_posts: int = 30  # per location, after cleaning
     max_locations: int | None = 50
     dev_share: float = 0.15
