@@ -8,7 +8,9 @@ Acc@1 when the prior only reorders the cosine top R (R10, R50), as an index quer
 
 Run from the repository root: ``.venv/bin/python <this file> SEED K,K...``. The logs
 beside it are its output for ``0 16,1,all`` (an earlier version of it: a finer beta grid,
-no R columns) and ``1 16,all`` (stopped before seed 1's zero-shot rows at all labels).
+no R columns) and ``1 16,all`` (stopped before seed 1's zero-shot rows at all labels), by
+earlier versions of this file; ``seed1-k16-this-script.log`` is this file's ``1 16``, the
+same numbers as seed 1's k = 16 rows.
 """
 
 import sys
