@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from contrastgeo.cli import main
+from contrastgeo.cli import build_parser, main
 from tests.support.data import shared_data, tiny_backbone
 from trainer.benchmark import (
     BenchmarkConfig,
@@ -369,8 +369,6 @@ def test_the_catalogue_protocol_ranks_every_place_and_reports_by_labels(
 
 
 def test_the_benchmark_command_parses_shots_all():
-    from contrastgeo.cli import build_parser
-
     argv = ["benchmark", "--data", "x.jsonl", "--format", "jsonl", "--shots", "1, 16,all"]
     assert build_parser().parse_args(argv).shots == (1, 16, "all")
     with pytest.raises(SystemExit):
