@@ -385,7 +385,8 @@ def finetune_softmax(run: Run) -> Predictions:
     def score() -> float:  # the same dev criterion as ContrastGeo's: MRR of the gold location
         return float(reciprocal_ranks(logits_of([ex.post for ex in dev]), gold_dev).mean())
 
-    result = train_loop(classifier, train, run.train_config, step, score)
+    lengths = [len(text) for text in model.post_texts([ex.post for ex in train])]
+    result = train_loop(classifier, train, run.train_config, step, score, lengths)
     posts = [split.task.records[i].post for i in split.test]
     info = {"best_step": result.best_step, "dev_curve": result.history}
     return Predictions(*from_scores(logits_of(posts)), result.seconds, info)
@@ -422,6 +423,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "locked-locations": ({}, {"location_encoder": "locked"}),
     "trained-locations": ({}, {"location_encoder": "trained"}),
     "bucket8": ({}, {"bucket": 8}),
+    "bucket8-refresh4": ({}, {"bucket": 8, "location_refresh": 4}),
+    # the three speed options together
+    "fast": ({}, {"freeze_layers": 3, "location_refresh": 4, "bucket": 8}),
     # the long tail: places drawn in proportion to the square root of their label count
     "sqrt-sampling": ({}, {"sampling": "sqrt"}),
 }

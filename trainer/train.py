@@ -463,7 +463,9 @@ def fit(
     def score() -> float:
         return tlc_mrr(model, dev, locations, memo)
 
-    result = train_loop(model, train, config, step, score if dev else None)
+    # what the model reads (text + profile with text+meta prompts), for length bucketing
+    lengths = [len(text) for text in model.post_texts([ex.post for ex in train])]
+    result = train_loop(model, train, config, step, score if dev else None, lengths)
     result.seconds = time.perf_counter() - start  # with the locked candidates' encoding
     if dev:
         with eval_mode(model):
@@ -498,12 +500,15 @@ def train_loop(
     config: TrainConfig,
     step_fn: Callable[[Sequence[Any], torch.Generator], tuple[torch.Tensor, dict[str, float]]],
     dev_score: Callable[[], float] | None = None,
+    lengths: Sequence[int] | None = None,
 ) -> FitResult:
     """The optimization loop shared by ContrastGeo and the fine-tuned baseline: ``steps``
     batches from seeded shuffles, AdamW with warmup + linear decay, gradient clipping, a
     progress bar; with ``dev_score`` (higher is better), an evaluation at step 0 and every
     ``eval_every`` steps, early stopping after ``patience`` evaluations without a gain, and
-    the best weights restored (the untrained ones when no step beat them)."""
+    the best weights restored (the untrained ones when no step beat them). ``lengths``
+    (one per training item, e.g. the characters of the text the model reads) is what
+    ``config.bucket`` sorts by."""
     if not train:
         raise ValueError("no training examples")
     torch.manual_seed(config.seed)
@@ -535,7 +540,7 @@ def train_loop(
         return dev_score is None or stale < config.patience
 
     bar = tqdm(total=total, desc="training", unit="step", disable=not config.progress)
-    batches = _batch_stream(train, config, generator)
+    batches = _batch_stream(train, config, generator, lengths)
     going = evaluate(0) if dev_score is not None else True
     step = 0
     while going and step < total:
@@ -564,22 +569,32 @@ def train_loop(
     return result
 
 
-def _batch_stream(train: Sequence[Any], config: TrainConfig, generator: torch.Generator):
+def _batch_stream(
+    train: Sequence[Any],
+    config: TrainConfig,
+    generator: torch.Generator,
+    lengths: Sequence[int] | None = None,
+):
     """Batches of indices forever: one seeded shuffle of the training set after another."""
     while True:
-        yield from _batches(train, config, generator)
+        yield from _batches(train, config, generator, lengths)
 
 
 def _batches(
-    train: Sequence[Any], config: TrainConfig, generator: torch.Generator
+    train: Sequence[Any],
+    config: TrainConfig,
+    generator: torch.Generator,
+    lengths: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Shuffled batches of indices. With ``bucket``, each window of ``bucket`` batches is
-    sorted by text length before it is cut, so a batch pads to similar lengths; the batch
-    order is shuffled again so lengths do not trend within an epoch."""
+    sorted by ``lengths`` (default: the characters of each example's post text) before it
+    is cut, so a batch pads to similar lengths; the batch order is shuffled again so
+    lengths do not trend within an epoch."""
     order = _epoch_order(train, config.sampling, generator)
     size, window = config.batch_size, config.batch_size * max(1, config.bucket)
     if config.bucket > 1:
-        lengths = [len(getattr(ex.post, "text", ex.post)) for ex in train]
+        if lengths is None:
+            lengths = [len(getattr(ex.post, "text", ex.post)) for ex in train]
         order = [
             i
             for s in range(0, len(order), window)
