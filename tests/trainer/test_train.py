@@ -166,6 +166,21 @@ def test_sqrt_sampling_gives_each_place_a_square_root_share():
     torch.testing.assert_close(shares, expected.double(), atol=0.01, rtol=0.1)
 
 
+def test_bucketing_cuts_each_window_into_batches_of_similar_given_lengths():
+    # the post texts' lengths run against the given ones: the batches must follow the given
+    train = [Example("x" * (40 - i), i % 3) for i in range(40)]
+    lengths = [(i * 7) % 40 for i in range(40)]  # a permutation of 0..39
+    config = TrainConfig(batch_size=4, bucket=5)  # windows of 5 batches, 20 posts
+    batches = _batches(train, config, torch.Generator().manual_seed(0), lengths)
+    # the epoch's shuffle is the generator's first draw; each window of it, sorted by the
+    # given lengths, is cut into batches of 4 (then shuffled as batches)
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(0)).tolist()
+    windows = [sorted(order[s : s + 20], key=lengths.__getitem__) for s in (0, 20)]
+    expected = {frozenset(w[k : k + 4]) for w in windows for k in range(0, 20, 4)}
+    assert {frozenset(b) for b in batches} == expected
+    assert len(batches) == 10
+
+
 def test_fit_is_deterministic_given_a_seed(make_model):
     config = TrainConfig(steps=4, batch_size=8, progress=False, seed=3)
     a, b = make_model(), make_model()
