@@ -424,6 +424,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "trained-locations": ({}, {"location_encoder": "trained"}),
     "bucket8": ({}, {"bucket": 8}),
     "bucket8-refresh4": ({}, {"bucket": 8, "location_refresh": 4}),
+    # half the step budget (the warmup and decay follow it)
+    "steps50": ({}, {"steps": 50}),
     # the three speed options together
     "fast": ({}, {"freeze_layers": 3, "location_refresh": 4, "bucket": 8}),
     # the long tail: places drawn in proportion to the square root of their label count
