@@ -463,8 +463,7 @@ def fit(
     def score() -> float:
         return tlc_mrr(model, dev, locations, memo)
 
-    # what the model reads (text + profile with text+meta prompts), for length bucketing
-    lengths = [len(text) for text in model.post_texts([ex.post for ex in train])]
+    lengths = read_lengths(model, train)
     result = train_loop(model, train, config, step, score if dev else None, lengths)
     result.seconds = time.perf_counter() - start  # with the locked candidates' encoding
     if dev:
@@ -492,6 +491,12 @@ def fit(
         seconds=round(result.seconds, 1),
     )
     return result
+
+
+def read_lengths(model: ContrastGeo, examples: Sequence[Example]) -> list[int]:
+    """Characters of what the model reads of each example's post (text + profile under
+    text+meta prompts): what length bucketing (``TrainConfig.bucket``) sorts by."""
+    return [len(text) for text in model.post_texts([ex.post for ex in examples])]
 
 
 def train_loop(

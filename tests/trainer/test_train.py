@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from model import FusionConfig
+from model.prompts import PostFields
 from tests.support.data import LOCATIONS
+from trainer.task import input_prompts
 from trainer.train import (
     Example,
     LocationBank,
@@ -179,6 +181,30 @@ def test_bucketing_cuts_each_window_into_batches_of_similar_given_lengths():
     expected = {frozenset(w[k : k + 4]) for w in windows for k in range(0, 20, 4)}
     assert {frozenset(b) for b in batches} == expected
     assert len(batches) == 10
+
+
+def test_fit_buckets_by_what_the_model_reads_profile_included(make_model, monkeypatch):
+    import trainer.train as train_module
+
+    seen = []
+    batches = train_module._batches
+
+    def recording(train, config, generator, lengths=None):
+        seen.append(lengths)
+        return batches(train, config, generator, lengths)
+
+    monkeypatch.setattr(train_module, "_batches", recording)
+    model = make_model(prompts=input_prompts("text+meta"))
+    posts = [
+        PostFields(f"hi {loc.name}", user_location="somewhere far", user_description="d" * i)
+        for i, loc in enumerate(LOCATIONS)
+    ]
+    train = [Example(post, i) for i, post in enumerate(posts)]
+    fit(model, train, LOCATIONS, TrainConfig(steps=1, bucket=2, batch_size=2, progress=False))
+    read = [len(text) for text in model.post_texts(posts)]
+    assert seen[0] == read
+    profile = len("somewhere far")
+    assert all(n > len(p.text) + profile for n, p in zip(read, posts, strict=True))
 
 
 def test_fit_is_deterministic_given_a_seed(make_model):
