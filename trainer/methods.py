@@ -50,7 +50,7 @@ from trainer.data.catalogue import fold, haversine_km
 from trainer.data.fewshot import Shots
 from trainer.encoding_memo import EncodingMemo
 from trainer.task import TaskSplit
-from trainer.train import FitResult, TrainConfig, fit, read_lengths, train_loop
+from trainer.train import FitResult, TrainConfig, bucket_lengths, fit, train_loop
 
 NO_ANSWER = -1
 RADIUS_KM = 25.0  # carmen answers snap to a candidate this close (the labeling radius)
@@ -385,7 +385,7 @@ def finetune_softmax(run: Run) -> Predictions:
     def score() -> float:  # the same dev criterion as ContrastGeo's: MRR of the gold location
         return float(reciprocal_ranks(logits_of([ex.post for ex in dev]), gold_dev).mean())
 
-    lengths = read_lengths(model, train)
+    lengths = bucket_lengths(model, train, run.train_config)
     result = train_loop(classifier, train, run.train_config, step, score, lengths)
     posts = [split.task.records[i].post for i in split.test]
     info = {"best_step": result.best_step, "dev_curve": result.history}

@@ -463,7 +463,7 @@ def fit(
     def score() -> float:
         return tlc_mrr(model, dev, locations, memo)
 
-    lengths = read_lengths(model, train)
+    lengths = bucket_lengths(model, train, config)
     result = train_loop(model, train, config, step, score if dev else None, lengths)
     result.seconds = time.perf_counter() - start  # with the locked candidates' encoding
     if dev:
@@ -493,9 +493,14 @@ def fit(
     return result
 
 
-def read_lengths(model: ContrastGeo, examples: Sequence[Example]) -> list[int]:
-    """Characters of what the model reads of each example's post (text + profile under
-    text+meta prompts): what length bucketing (``TrainConfig.bucket``) sorts by."""
+def bucket_lengths(
+    model: ContrastGeo, examples: Sequence[Example], config: TrainConfig
+) -> list[int] | None:
+    """What length bucketing (``TrainConfig.bucket``) sorts by: the characters of what the
+    model reads of each example's post (text + profile under text+meta prompts); None,
+    and no text composed, when the config does not bucket."""
+    if config.bucket <= 1:
+        return None
     return [len(text) for text in model.post_texts([ex.post for ex in examples])]
 
 
@@ -592,14 +597,14 @@ def _batches(
     lengths: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Shuffled batches of indices. With ``bucket``, each window of ``bucket`` batches is
-    sorted by ``lengths`` (default: the characters of each example's post text) before it
-    is cut, so a batch pads to similar lengths; the batch order is shuffled again so
-    lengths do not trend within an epoch."""
+    sorted by ``lengths`` (one per training item, ``bucket_lengths``) before it is cut, so
+    a batch pads to similar lengths; the batch order is shuffled again so lengths do not
+    trend within an epoch."""
     order = _epoch_order(train, config.sampling, generator)
     size, window = config.batch_size, config.batch_size * max(1, config.bucket)
     if config.bucket > 1:
         if lengths is None:
-            lengths = [len(getattr(ex.post, "text", ex.post)) for ex in train]
+            raise ValueError("bucketing (TrainConfig.bucket > 1) needs the items' lengths")
         order = [
             i
             for s in range(0, len(order), window)

@@ -181,6 +181,8 @@ def test_bucketing_cuts_each_window_into_batches_of_similar_given_lengths():
     expected = {frozenset(w[k : k + 4]) for w in windows for k in range(0, 20, 4)}
     assert {frozenset(b) for b in batches} == expected
     assert len(batches) == 10
+    with pytest.raises(ValueError, match="lengths"):
+        _batches(train, config, torch.Generator().manual_seed(0))
 
 
 def test_fit_buckets_by_what_the_model_reads_profile_included(make_model, monkeypatch):
@@ -205,6 +207,8 @@ def test_fit_buckets_by_what_the_model_reads_profile_included(make_model, monkey
     assert seen[0] == read
     profile = len("somewhere far")
     assert all(n > len(p.text) + profile for n, p in zip(read, posts, strict=True))
+    fit(make_model(), train, LOCATIONS, TrainConfig(steps=1, batch_size=2, progress=False))
+    assert seen[-1] is None  # no bucketing, no text composed for it
 
 
 def test_fit_is_deterministic_given_a_seed(make_model):
