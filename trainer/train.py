@@ -109,6 +109,11 @@ class TrainConfig(BaseModel):
     seed: int = 0
     progress: bool = True
 
+    @property
+    def buckets(self) -> bool:
+        """Whether length bucketing is on: above 1 (a window of one batch sorts nothing)."""
+        return self.bucket > 1
+
 
 @dataclass(frozen=True)
 class Example:
@@ -499,7 +504,7 @@ def bucket_lengths(
     """What length bucketing (``TrainConfig.bucket``) sorts by: the characters of what the
     model reads of each example's post (text + profile under text+meta prompts); None,
     and no text composed, when the config does not bucket."""
-    if config.bucket <= 1:
+    if not config.buckets:
         return None
     return [len(text) for text in model.post_texts([ex.post for ex in examples])]
 
@@ -602,7 +607,7 @@ def _batches(
     trend within an epoch."""
     order = _epoch_order(train, config.sampling, generator)
     size, window = config.batch_size, config.batch_size * max(1, config.bucket)
-    if config.bucket > 1:
+    if config.buckets:
         if lengths is None:
             raise ValueError("bucketing (TrainConfig.bucket > 1) needs the items' lengths")
         order = [
@@ -611,7 +616,7 @@ def _batches(
             for i in sorted(order[s : s + window], key=lengths.__getitem__)
         ]
     batches = [order[s : s + size] for s in range(0, len(order), size)]
-    if config.bucket > 1:
+    if config.buckets:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
     return batches
 
