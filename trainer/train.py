@@ -606,10 +606,11 @@ def _batches(
     a batch pads to similar lengths; the batch order is shuffled again so lengths do not
     trend within an epoch."""
     order = _epoch_order(train, config.sampling, generator)
-    size, window = config.batch_size, config.batch_size * max(1, config.bucket)
+    size = config.batch_size
     if config.buckets:
         if lengths is None:
             raise ValueError("bucketing (TrainConfig.bucket > 1) needs the items' lengths")
+        window = size * config.bucket
         order = [
             i
             for s in range(0, len(order), window)
