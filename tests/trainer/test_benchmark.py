@@ -185,6 +185,20 @@ def test_target_check_applies_the_one_shot_margin():
     assert target_check(results)[0].endswith("| met |")  # 1.5x of 7% is the smaller margin
 
 
+def test_target_check_asks_the_margin_at_one_shot_only():
+    """A run without 1 shot (``--shots 4,16`` or ``all``) asks no margin of its smallest k."""
+    for shots in ((4, 16), ("all",)):
+        results = {
+            "results": [
+                {"method": method, "shots": k, "seed": 0, "acc@1": acc}
+                for k in shots
+                for method, acc in (("contrastgeo", 0.30), ("tfidf-lr", 0.28))
+            ]
+        }
+        lines = target_check(results)
+        assert all(line.endswith("| 0.0 | met |") for line in lines), lines
+
+
 def test_target_check_needs_the_interval_above_the_margin():
     """With per-post correctness the paired interval decides, not the means."""
 
