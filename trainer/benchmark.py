@@ -198,12 +198,7 @@ def target_check(results: dict[str, Any]) -> list[str]:
         best = max(baselines, key=lambda m: table[m][k][0])
         theirs = table[best][k][0]
         margin = min(0.05, 0.5 * theirs) if fewshot and k == 1 else 0.0
-        seeds = sorted(s for m, kk, s in correct if m == "contrastgeo" and kk == k)
-        diffs = [
-            correct[("contrastgeo", k, s)].astype(float) - correct[(best, k, s)]
-            for s in seeds
-            if (best, k, s) in correct
-        ]
+        diffs = paired_diffs(correct, "contrastgeo", best, k)
         if diffs:
             gap, low, high = paired_bootstrap(diffs)
             interval = f"[{100 * low:+.1f}, {100 * high:+.1f}]"
@@ -226,6 +221,19 @@ def per_post_correct(results: dict[str, Any]) -> dict[tuple[str, Shots, int], np
     }
 
 
+def paired_diffs(
+    correct: dict[tuple[str, Shots, int], np.ndarray], method: str, other: str, k: Shots
+) -> list[np.ndarray]:
+    """``method`` minus ``other`` per test post at ``k`` shots, one array per seed both ran
+    (the same test posts), for ``paired_bootstrap``."""
+    seeds = sorted(s for m, kk, s in correct if m == method and kk == k)
+    return [
+        correct[(method, k, s)].astype(float) - correct[(other, k, s)]
+        for s in seeds
+        if (other, k, s) in correct
+    ]
+
+
 def variant_gaps(results: dict[str, Any]) -> list[str]:
     """One line per ContrastGeo variant (``contrastgeo-*``) and shot count: its Acc@1 minus
     ``contrastgeo``'s on the same test posts, with the paired bootstrap 95% interval."""
@@ -235,12 +243,7 @@ def variant_gaps(results: dict[str, Any]) -> list[str]:
         if not method.startswith("contrastgeo-"):
             continue
         for k in sorted({kk for m, kk, _ in correct if m == method}, key=shot_order):
-            seeds = sorted(s for m, kk, s in correct if m == method and kk == k)
-            diffs = [
-                correct[(method, k, s)].astype(float) - correct[("contrastgeo", k, s)]
-                for s in seeds
-                if ("contrastgeo", k, s) in correct
-            ]
+            diffs = paired_diffs(correct, method, "contrastgeo", k)
             if diffs:
                 gap, low, high = paired_bootstrap(diffs)
                 lines.append(
