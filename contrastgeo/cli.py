@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("fit", "train one model on a labeled file and save it"),
     "evaluate": ("evaluate", "score a saved model on a labeled file"),
     "benchmark": ("benchmark", "ContrastGeo against the baselines over shots and seeds"),
+    "compare": ("compare", "paired differences in Acc@1 between methods, runs or shot counts"),
     "export": ("export", "export a saved model to ONNX (fp32 + int8) in the model store"),
     "index": ("index", "build location prototypes in the vector index and serve them"),
     "predict": ("predict", "geolocate posts with the served model"),

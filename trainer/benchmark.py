@@ -10,6 +10,7 @@ by a paired bootstrap interval) and ``acc_vs_shots.png``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
@@ -85,6 +86,7 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
         split = task.split(seed)
         first_split = first_split or split
         gold = split.gold(split.test)
+        test_digest = split_digest(split.test)
         shot_free: dict[str, Predictions] = {}
         for shots in config.shots:
             if catalogue_protocol:  # training labels of each test post's gold place at this k
@@ -121,6 +123,7 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
                     "answered": metrics["answered"],
                     "train_seconds": pred.train_seconds,
                     "correct": "".join("1" if c else "0" for c in pred.ranked[:, 0] == gold),
+                    "test_digest": test_digest,
                     **pred.info,
                 }
                 if catalogue_protocol:
@@ -154,6 +157,12 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
         "data_report": dict(task.report),
         "split_report": dict(first_split.partition.report),
     }
+
+
+def split_digest(records: Sequence[int]) -> str:
+    """A short fingerprint of a test set (its record indices, in order): two runs whose rows
+    carry the same digest for a seed scored the same test posts, so they can be paired."""
+    return hashlib.sha1(np.asarray(records, np.int64).tobytes()).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- report
@@ -198,7 +207,7 @@ def target_check(results: dict[str, Any]) -> list[str]:
         best = max(baselines, key=lambda m: table[m][k][0])
         theirs = table[best][k][0]
         margin = min(0.05, 0.5 * theirs) if fewshot and k == 1 else 0.0
-        diffs = paired_diffs(correct, "contrastgeo", best, k)
+        diffs = paired_diffs(by_seed(correct, "contrastgeo", k), by_seed(correct, best, k))
         if diffs:
             gap, low, high = paired_bootstrap(diffs)
             interval = f"[{100 * low:+.1f}, {100 * high:+.1f}]"
@@ -221,17 +230,27 @@ def per_post_correct(results: dict[str, Any]) -> dict[tuple[str, Shots, int], np
     }
 
 
-def paired_diffs(
-    correct: dict[tuple[str, Shots, int], np.ndarray], method: str, other: str, k: Shots
-) -> list[np.ndarray]:
-    """``method`` minus ``other`` per test post at ``k`` shots, one array per seed both ran
-    (the same test posts), for ``paired_bootstrap``."""
-    seeds = sorted(s for m, kk, s in correct if m == method and kk == k)
-    return [
-        correct[(method, k, s)].astype(float) - correct[(other, k, s)]
-        for s in seeds
-        if (other, k, s) in correct
-    ]
+def by_seed(
+    correct: dict[tuple[str, Shots, int], np.ndarray], method: str, k: Shots
+) -> dict[int, np.ndarray]:
+    """seed -> 0/1 per test post of ``method`` at ``k`` shots."""
+    return {s: v for (m, kk, s), v in correct.items() if m == method and kk == k}
+
+
+def paired_diffs(ours: dict[int, np.ndarray], theirs: dict[int, np.ndarray]) -> list[np.ndarray]:
+    """``ours`` minus ``theirs`` per test post, one array per seed both have (``by_seed``
+    of two methods, two shot counts or two runs on the same splits), for
+    ``paired_bootstrap``. Raises ``ValueError`` where a seed's two arrays differ in length:
+    they cannot be the same test posts."""
+    diffs = []
+    for seed in sorted(ours.keys() & theirs.keys()):
+        if len(ours[seed]) != len(theirs[seed]):
+            raise ValueError(
+                f"seed {seed}: {len(ours[seed])} against {len(theirs[seed])} test posts; "
+                "a paired comparison needs the same test posts"
+            )
+        diffs.append(ours[seed].astype(float) - theirs[seed])
+    return diffs
 
 
 def variant_gaps(results: dict[str, Any]) -> list[str]:
@@ -243,7 +262,7 @@ def variant_gaps(results: dict[str, Any]) -> list[str]:
         if not method.startswith("contrastgeo-"):
             continue
         for k in sorted({kk for m, kk, _ in correct if m == method}, key=shot_order):
-            diffs = paired_diffs(correct, method, "contrastgeo", k)
+            diffs = paired_diffs(by_seed(correct, method, k), by_seed(correct, "contrastgeo", k))
             if diffs:
                 gap, low, high = paired_bootstrap(diffs)
                 lines.append(

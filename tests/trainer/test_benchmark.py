@@ -15,6 +15,7 @@ from trainer.benchmark import (
     BenchmarkConfig,
     markdown,
     run_benchmark,
+    split_digest,
     target_check,
     variant_gaps,
     write_report,
@@ -136,6 +137,9 @@ def test_every_method_runs_on_the_same_splits_and_the_report_is_written(
         for r in rows
         if r["seed"] == 0
     )
+    # and the fingerprint of its seed's test posts, so runs can be paired later
+    assert {r["test_digest"] for r in rows if r["seed"] == 0} == {split_digest(task.split(0).test)}
+    assert by[("zero-shot", 1, 0)]["test_digest"] != by[("zero-shot", 1, 1)]["test_digest"]
     ours = by[("contrastgeo", 2, 0)]
     assert ours["best_step"] in (0, 1, 2) and ours["alpha"] in TrainConfig().interpolation
     assert ours["rerank_weight"] in TrainConfig().rerank_weights

@@ -1,0 +1,165 @@
+"""Paired comparisons of benchmark results (``results.json``), beyond the report's own gap
+column: two methods of one run, one method in two runs on the same splits (e.g. two step
+budgets), or one method across its shot counts. Each cell is the mean difference in Acc@1
+on the same test posts with its paired bootstrap 95% interval (``paired_bootstrap``), in
+points, as markdown table rows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.benchmark import by_seed, paired_diffs, per_post_correct
+from trainer.data.fewshot import Shots, shot_label, shot_order
+from trainer.methods import SHOT_FREE
+from trainer.metrics import paired_bootstrap
+
+Correct = dict[tuple[str, Shots, int], np.ndarray]
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """A benchmark's ``results.json``, given the file or the folder that holds it."""
+    file = path / "results.json" if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no results.json (a `contrastgeo benchmark --out`)")
+    results = json.loads(file.read_text())
+    if not any("correct" in row for row in results.get("results", ())):
+        raise ValueError(
+            f"{file}: its rows keep no per-post correctness (written before it was kept); "
+            "a paired comparison needs it"
+        )
+    return results
+
+
+def cell(diffs: list[np.ndarray]) -> str:
+    """``+1.2 [+0.5, +1.8]``: the mean difference and its interval, in points."""
+    if not diffs:
+        return "–"
+    mean, low, high = paired_bootstrap(diffs)
+    return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def shots_of(correct: Correct, method: str) -> list[Shots]:
+    return sorted({k for m, k, _ in correct if m == method}, key=shot_order)
+
+
+def methods_of(correct: Correct) -> list[str]:
+    return list(dict.fromkeys(m for m, _, _ in correct))
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def _check_known(correct: Correct, methods: list[str], where: str) -> None:
+    unknown = [m for m in methods if m not in methods_of(correct)]
+    if unknown:
+        raise ValueError(f"{where} has no method {unknown}; it has {methods_of(correct)}")
+
+
+def against(results: dict[str, Any], methods: list[str], other: str) -> list[str]:
+    """Each of ``methods`` minus ``other`` in one run, per shot count."""
+    correct = per_post_correct(results)
+    _check_known(correct, [*methods, other], "the run")
+    shots = shots_of(correct, methods[0])
+    rows = [
+        [f"{method} − {other}"]
+        + [
+            cell(paired_diffs(by_seed(correct, method, k), by_seed(correct, other, k)))
+            for k in shots
+        ]
+        for method in methods
+    ]
+    return table(["paired 95%", *map(shot_label, shots)], rows)
+
+
+def across_shots(results: dict[str, Any], methods: list[str]) -> list[str]:
+    """Each of ``methods`` at each shot count minus itself at the one before, and the
+    largest minus the smallest: does it grow with its shots?"""
+    correct = per_post_correct(results)
+    _check_known(correct, methods, "the run")
+    shots = shots_of(correct, methods[0])
+    if len(shots) < 2:
+        raise ValueError(f"{methods[0]} ran at one shot count only: nothing to compare")
+    pairs = list(zip(shots[1:], shots[:-1], strict=True))
+    if len(shots) > 2:
+        pairs.append((shots[-1], shots[0]))
+    rows = [
+        [method]
+        + [
+            cell(paired_diffs(by_seed(correct, method, hi), by_seed(correct, method, lo)))
+            for hi, lo in pairs
+        ]
+        for method in methods
+    ]
+    header = [f"{shot_label(hi)} − {shot_label(lo)}" for hi, lo in pairs]
+    return table(["paired 95%", *header], rows)
+
+
+def between_runs(
+    ours: dict[str, Any], theirs: dict[str, Any], methods: list[str], names: tuple[str, str]
+) -> list[str]:
+    """Each of ``methods`` in run ``ours`` minus the same method in run ``theirs``, per shot
+    count both ran; the runs must have scored the same test posts (``same_test_posts``)."""
+    a, b = per_post_correct(ours), per_post_correct(theirs)
+    _check_known(a, methods, names[0])
+    _check_known(b, methods, names[1])
+    same_test_posts(ours, theirs)
+    shots = [k for k in shots_of(a, methods[0]) if k in shots_of(b, methods[0])]
+    rows = [
+        [f"{method}, {names[0]} − {names[1]}"]
+        + [cell(paired_diffs(by_seed(a, method, k), by_seed(b, method, k))) for k in shots]
+        for method in methods
+    ]
+    return table(["paired 95%", *map(shot_label, shots)], rows)
+
+
+def same_test_posts(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """How it is known that two runs scored the same test posts, or ``ValueError``. Runs
+    that record a test-set digest per row are compared by it; older ones by their dataset,
+    input, test-set size and, where both ran a shot-free method (its answers depend on the
+    test posts only), by those answers on every seed."""
+    for key in ("dataset", "protocol", "test_posts", "locations"):
+        if ours.get(key) != theirs.get(key):
+            raise ValueError(
+                f"the runs differ in {key}: {ours.get(key)!r} against {theirs.get(key)!r}"
+            )
+    digests = [_digests(results) for results in (ours, theirs)]
+    if all(digests):
+        common = digests[0].keys() & digests[1].keys()
+        differ = sorted(s for s in common if digests[0][s] != digests[1][s])
+        if differ:
+            raise ValueError(f"the runs scored different test posts at seeds {differ}")
+        return "same test-set digest on every seed"
+    if ours.get("input") != theirs.get("input"):
+        raise ValueError(
+            "the runs differ in input and record no test-set digest: cannot tell whether "
+            "they scored the same test posts"
+        )
+    a, b = per_post_correct(ours), per_post_correct(theirs)
+    shot_free = [m for m in sorted(SHOT_FREE) if m in methods_of(a) and m in methods_of(b)]
+    for method in shot_free:
+        for k in shots_of(a, method):
+            left, right = by_seed(a, method, k), by_seed(b, method, k)
+            for seed in sorted(left.keys() & right.keys()):
+                if not np.array_equal(left[seed], right[seed]):
+                    raise ValueError(
+                        f"{method} answers differently at seed {seed}: the runs did not "
+                        f"score the same test posts (or not with the same {method})"
+                    )
+    if shot_free:
+        return f"{', '.join(shot_free)} right on the same posts in both runs, every seed"
+    return "same dataset, input and test-set size (the runs record nothing finer)"
+
+
+def _digests(results: dict[str, Any]) -> dict[int, str]:
+    """seed -> test-set digest; empty for runs written before it was recorded."""
+    return {r["seed"]: r["test_digest"] for r in results["results"] if "test_digest" in r}
