@@ -43,6 +43,11 @@ def cell(diffs: list[np.ndarray]) -> str:
     return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
+def row(name: str, pairs: list[tuple[dict[int, np.ndarray], dict[int, np.ndarray]]]) -> list[str]:
+    """A table row: ``name``, then one ``cell`` per (ours, theirs) pair of ``by_seed`` maps."""
+    return [name, *(cell(paired_diffs(ours, theirs)) for ours, theirs in pairs)]
+
+
 def shots_of(correct: Correct, method: str) -> list[Shots]:
     return sorted({k for m, k, _ in correct if m == method}, key=shot_order)
 
@@ -71,11 +76,10 @@ def against(results: dict[str, Any], methods: list[str], other: str) -> list[str
     _check_known(correct, [*methods, other], "the run")
     shots = shots_of(correct, methods[0])
     rows = [
-        [f"{method} − {other}"]
-        + [
-            cell(paired_diffs(by_seed(correct, method, k), by_seed(correct, other, k)))
-            for k in shots
-        ]
+        row(
+            f"{method} − {other}",
+            [(by_seed(correct, method, k), by_seed(correct, other, k)) for k in shots],
+        )
         for method in methods
     ]
     return table(["paired 95%", *map(shot_label, shots)], rows)
@@ -93,11 +97,10 @@ def across_shots(results: dict[str, Any], methods: list[str]) -> list[str]:
     if len(shots) > 2:
         pairs.append((shots[-1], shots[0]))
     rows = [
-        [method]
-        + [
-            cell(paired_diffs(by_seed(correct, method, hi), by_seed(correct, method, lo)))
-            for hi, lo in pairs
-        ]
+        row(
+            method,
+            [(by_seed(correct, method, hi), by_seed(correct, method, lo)) for hi, lo in pairs],
+        )
         for method in methods
     ]
     header = [f"{shot_label(hi)} − {shot_label(lo)}" for hi, lo in pairs]
@@ -115,8 +118,10 @@ def between_runs(
     same_test_posts(ours, theirs)
     shots = [k for k in shots_of(a, methods[0]) if k in shots_of(b, methods[0])]
     rows = [
-        [f"{method}, {names[0]} − {names[1]}"]
-        + [cell(paired_diffs(by_seed(a, method, k), by_seed(b, method, k))) for k in shots]
+        row(
+            f"{method}, {names[0]} − {names[1]}",
+            [(by_seed(a, method, k), by_seed(b, method, k)) for k in shots],
+        )
         for method in methods
     ]
     return table(["paired 95%", *map(shot_label, shots)], rows)
