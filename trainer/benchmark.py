@@ -1,8 +1,9 @@
 """The few-shot benchmark: every method on the same splits, shots and seeds, then the report.
 
 ``run_benchmark`` loops seeds -> shot counts -> methods on one ``Task`` and returns the
-``results.json`` document (each row keeps its per-post correctness, so methods can be
-compared on the same test posts, and what the run chose: ContrastGeo's step, α and rerank
+``results.json`` document (each row keeps its per-post correctness and a digest of its
+seed's test posts, so methods, and runs on the same splits, can be compared post by post
+(``trainer/compare.py``), and what the run chose: ContrastGeo's step, α and rerank
 weight, its dev curve); ``write_report`` writes it with ``results.md`` (mean ± std per
 method and shot count, and whether ContrastGeo meets the target against the best baseline
 by a paired bootstrap interval) and ``acc_vs_shots.png``.
