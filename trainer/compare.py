@@ -48,6 +48,17 @@ def row(name: str, pairs: list[tuple[dict[int, np.ndarray], dict[int, np.ndarray
     return [name, *(cell(paired_diffs(ours, theirs)) for ours, theirs in pairs)]
 
 
+def per_shot_table(
+    rows: dict[str, tuple[Correct, str, Correct, str]], shots: list[Shots]
+) -> list[str]:
+    """One row per name, (ours, method) minus (theirs, other): one ``cell`` per shot count."""
+    body = [
+        row(name, [(by_seed(ours, method, k), by_seed(theirs, other, k)) for k in shots])
+        for name, (ours, method, theirs, other) in rows.items()
+    ]
+    return table(["paired 95%", *map(shot_label, shots)], body)
+
+
 def shots_of(correct: Correct, method: str) -> list[Shots]:
     return sorted({k for m, k, _ in correct if m == method}, key=shot_order)
 
@@ -75,14 +86,9 @@ def against(results: dict[str, Any], methods: list[str], other: str) -> list[str
     correct = per_post_correct(results)
     _check_known(correct, [*methods, other], "the run")
     shots = shots_of(correct, methods[0])
-    rows = [
-        row(
-            f"{method} − {other}",
-            [(by_seed(correct, method, k), by_seed(correct, other, k)) for k in shots],
-        )
-        for method in methods
-    ]
-    return table(["paired 95%", *map(shot_label, shots)], rows)
+    return per_shot_table(
+        {f"{method} − {other}": (correct, method, correct, other) for method in methods}, shots
+    )
 
 
 def across_shots(results: dict[str, Any], methods: list[str]) -> list[str]:
@@ -117,14 +123,10 @@ def between_runs(
     _check_known(b, methods, names[1])
     same_test_posts(ours, theirs)
     shots = [k for k in shots_of(a, methods[0]) if k in shots_of(b, methods[0])]
-    rows = [
-        row(
-            f"{method}, {names[0]} − {names[1]}",
-            [(by_seed(a, method, k), by_seed(b, method, k)) for k in shots],
-        )
-        for method in methods
-    ]
-    return table(["paired 95%", *map(shot_label, shots)], rows)
+    return per_shot_table(
+        {f"{method}, {names[0]} − {names[1]}": (a, method, b, method) for method in methods},
+        shots,
+    )
 
 
 def same_test_posts(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
