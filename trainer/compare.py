@@ -117,16 +117,15 @@ def between_runs(
     ours: dict[str, Any], theirs: dict[str, Any], methods: list[str], names: tuple[str, str]
 ) -> list[str]:
     """Each of ``methods`` in run ``ours`` minus the same method in run ``theirs``, per shot
-    count both ran; the runs must have scored the same test posts (``same_test_posts``)."""
+    count both ran, then how it is known that the runs scored the same test posts
+    (``same_test_posts``; refused where they did not)."""
     a, b = per_post_correct(ours), per_post_correct(theirs)
     _check_known(a, methods, names[0])
     _check_known(b, methods, names[1])
-    same_test_posts(ours, theirs)
+    how = same_test_posts(ours, theirs)
     shots = [k for k in shots_of(a, methods[0]) if k in shots_of(b, methods[0])]
-    return per_shot_table(
-        {f"{method}, {names[0]} − {names[1]}": (a, method, b, method) for method in methods},
-        shots,
-    )
+    rows = {f"{method}, {names[0]} − {names[1]}": (a, method, b, method) for method in methods}
+    return [*per_shot_table(rows, shots), "", f"Same splits: {how}."]
 
 
 def same_test_posts(ours: dict[str, Any], theirs: dict[str, Any]) -> str:

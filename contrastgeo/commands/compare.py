@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.compare import across_shots, against, between_runs, load_results, same_test_posts
+    from trainer.compare import across_shots, against, between_runs, load_results
 
     asked = [args.other_run is not None, args.against is not None, args.across_shots]
     if sum(asked) != 1:
@@ -57,8 +57,6 @@ def run(args: argparse.Namespace) -> int:
             other = load_results(args.other_run)
             names = (_name(args.run), _name(args.other_run))
             lines = between_runs(results, other, methods, names)
-            lines.append("")
-            lines.append(f"Same splits: {same_test_posts(results, other)}.")
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"compare: {error}") from None
     print("\n".join(lines))

@@ -78,9 +78,10 @@ def test_between_runs_needs_the_same_test_posts():
     def doc(correct, digests=("a", "b")):
         return run_doc([row("contrastgeo", 1, s, c, digests[s]) for s, c in enumerate(correct)])
 
-    *_, line = between_runs(doc(more), doc(right), ["contrastgeo"], ("new", "old"))
+    *_, line, _, note = between_runs(doc(more), doc(right), ["contrastgeo"], ("new", "old"))
     name, one = cells(line)
     assert name == "contrastgeo, new − old" and interval(one)[1] > 0
+    assert note == "Same splits: same test-set digest on every seed."
     with pytest.raises(ValueError, match="different test posts at seeds \\[1\\]"):
         between_runs(doc(more), doc(right, ("a", "c")), ["contrastgeo"], ("new", "old"))
     with pytest.raises(ValueError, match="test_posts"):
