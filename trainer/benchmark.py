@@ -211,7 +211,7 @@ def target_check(results: dict[str, Any]) -> list[str]:
         diffs = paired_diffs(by_seed(correct, "contrastgeo", k), by_seed(correct, best, k))
         if diffs:
             gap, low, high = paired_bootstrap(diffs)
-            interval = f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+            interval = interval_text(low, high)
             ok = low > margin
         else:  # results written before per-post correctness was kept
             gap, interval, ok = ours - theirs, "–", ours - theirs > margin
@@ -254,6 +254,11 @@ def paired_diffs(ours: dict[int, np.ndarray], theirs: dict[int, np.ndarray]) -> 
     return diffs
 
 
+def interval_text(low: float, high: float) -> str:
+    """``[+0.5, +1.8]``: a paired bootstrap interval of fractions, in points."""
+    return f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
 def variant_gaps(results: dict[str, Any]) -> list[str]:
     """One line per ContrastGeo variant (``contrastgeo-*``) and shot count: its Acc@1 minus
     ``contrastgeo``'s on the same test posts, with the paired bootstrap 95% interval."""
@@ -268,7 +273,7 @@ def variant_gaps(results: dict[str, Any]) -> list[str]:
                 gap, low, high = paired_bootstrap(diffs)
                 lines.append(
                     f"| {method} | {shot_label(k)} | {len(diffs)} | {100 * gap:+.1f} | "
-                    f"[{100 * low:+.1f}, {100 * high:+.1f}] |"
+                    f"{interval_text(low, high)} |"
                 )
     return lines
 

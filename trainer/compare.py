@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.benchmark import by_seed, paired_diffs, per_post_correct
+from trainer.benchmark import by_seed, interval_text, paired_diffs, per_post_correct
 from trainer.data.fewshot import Shots, shot_label, shot_order
 from trainer.methods import SHOT_FREE
 from trainer.metrics import paired_bootstrap
@@ -40,7 +40,7 @@ def cell(diffs: list[np.ndarray]) -> str:
     if not diffs:
         return "–"
     mean, low, high = paired_bootstrap(diffs)
-    return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return f"{100 * mean:+.1f} {interval_text(low, high)}"
 
 
 def row(name: str, pairs: list[tuple[dict[int, np.ndarray], dict[int, np.ndarray]]]) -> list[str]:
