@@ -426,6 +426,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "bucket8-refresh4": ({}, {"bucket": 8, "location_refresh": 4}),
     # half the step budget (the warmup and decay follow it)
     "steps50": ({}, {"steps": 50}),
+    # the language model's peak learning rate (the default is 5e-5), 2x and 4x
+    "lr1e-4": ({}, {"lr": 1e-4}),
+    "lr2e-4": ({}, {"lr": 2e-4}),
     # the three speed options together
     "fast": ({}, {"freeze_layers": 3, "location_refresh": 4, "bucket": 8}),
     # the long tail: places drawn in proportion to the square root of their label count

@@ -14,6 +14,8 @@ DEFAULT_MIN_POPULATION = 5000
 class TRAIN_DEFAULTS:  # TrainConfig's, without importing torch (a test ties them)
     steps = 100
     batch_size = 16
+    lr = 5e-5
+    head_lr = 1e-3
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -124,6 +126,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS.batch_size)
     group.add_argument(
+        "--lr",
+        type=float,
+        default=TRAIN_DEFAULTS.lr,
+        help=f"peak learning rate of the language model (default {TRAIN_DEFAULTS.lr:g}; "
+        f"the new modules train at {TRAIN_DEFAULTS.head_lr:g})",
+    )
+    group.add_argument(
         "--location-encoder",
         choices=("auto", "locked", "trained"),
         default="auto",
@@ -146,6 +155,7 @@ def model_and_train_config(args: argparse.Namespace, **train):
     return model, TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
+        lr=args.lr,
         location_encoder=args.location_encoder,
         **train,
     )

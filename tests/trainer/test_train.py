@@ -230,11 +230,14 @@ def test_cli_defaults_are_the_train_config_defaults():
 
     assert TRAIN_DEFAULTS.steps == TrainConfig().steps
     assert TRAIN_DEFAULTS.batch_size == TrainConfig().batch_size
+    assert TRAIN_DEFAULTS.lr == TrainConfig().lr
+    assert TRAIN_DEFAULTS.head_lr == TrainConfig().head_lr
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
     assert model_and_train_config(parser.parse_args([]))[1] == TrainConfig()
     _, trained = model_and_train_config(parser.parse_args(["--location-encoder", "trained"]))
     assert trained.location_encoder == "trained"
+    assert model_and_train_config(parser.parse_args(["--lr", "1e-4"]))[1].lr == 1e-4
 
 
 def test_freeze_lower_layers_and_optimizer_groups(make_model):
