@@ -443,22 +443,32 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+def variant_configs(
+    variant: str, model_config: ContrastGeoConfig, train_config: TrainConfig
+) -> tuple[ContrastGeoConfig, TrainConfig]:
+    """The model and training configs of ``contrastgeo-<variant>``: the run's, with the
+    variant's overrides, both validated (a misspelled field fails here, instead of the
+    variant silently training the default)."""
+    model_override, train_override = VARIANTS[variant]
+    return (
+        ContrastGeoConfig.model_validate(_merge(model_config.model_dump(), model_override)),
+        TrainConfig.model_validate(_merge(train_config.model_dump(), train_override)),
+    )
+
+
 def trained_contrastgeo(run: Run, variant: str = "") -> tuple[ContrastGeo, FitResult]:
     """ContrastGeo (or a variant) fitted on the run's shots with dev selection, once per
     (seed, k): the methods that serve the same trained model differently reuse it."""
     key = f"contrastgeo:{variant}"
     if key not in run.shared:
-        model_override, train_override = VARIANTS[variant]
-        config = ContrastGeoConfig.model_validate(
-            _merge(run.model_config.model_dump(), model_override)
-        )
+        config, train_config = variant_configs(variant, run.model_config, run.train_config)
         model = ContrastGeo.from_config(config)
         split = run.split
         result = fit(
             model,
             split.examples(run.train),
             split.locations,
-            run.train_config.model_copy(update=train_override),
+            train_config,
             dev=split.examples(split.dev),
             memo=run.frozen.memo,
         )
