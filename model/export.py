@@ -20,6 +20,7 @@ docs/serving.md) and vector fusion is the default.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from model.contrastgeo import ContrastGeo, eval_mode
 from model.encoders import TextEncoder
 from model.fusion import match_log_odds
 from model.manifest import checksums, write_manifest
+from model.pretrained import named_encoder
 from model.prompts import Location, save_locations
 
 OPSET = 17
@@ -150,16 +152,28 @@ def _export_matcher(model: ContrastGeo, path: Path) -> bool:
     return False  # token-level fusion: see the module doc
 
 
-def quantize_int8(source: Path, target: Path, per_channel: bool = True, reduce_range: bool = False):
-    """Dynamic int8 quantization of the weights (MatMul/Gemm); activations stay float."""
+def quantize_int8(
+    source: Path,
+    target: Path,
+    per_channel: bool = True,
+    reduce_range: bool = False,
+    keep_fp32: Sequence[str] = (),
+):
+    """Dynamic int8 quantization of the weights (MatMul/Gemm/Gather); activations are
+    quantized per batch. Nodes whose names match a ``keep_fp32`` regular expression stay
+    fp32 (a named encoder lists those int8 harms: ``model.pretrained``)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    names = [n.name for n in onnx.load(str(source), load_external_data=False).graph.node]
+    excluded = [n for n in names if any(re.search(p, n) for p in keep_fp32)]
     quantize_dynamic(
         str(source),
         str(target),
         weight_type=QuantType.QInt8,
         per_channel=per_channel,
         reduce_range=reduce_range,
+        nodes_to_exclude=excluded,
     )
 
 
@@ -183,11 +197,15 @@ def export_onnx(
             if model.location_encoder is not None:
                 _export_encoder(model.location_encoder, tmp / "location_encoder.onnx")
             has_matcher = _export_matcher(model, tmp / "matcher.onnx")
+        named = named_encoder(model.config.encoder.checkpoint)
         if quantize:
             for name in ("encoder", "location_encoder"):
                 if (tmp / f"{name}.onnx").exists():
                     quantize_int8(
-                        tmp / f"{name}.onnx", tmp / f"{name}.int8.onnx", reduce_range=reduce_range
+                        tmp / f"{name}.onnx",
+                        tmp / f"{name}.int8.onnx",
+                        reduce_range=reduce_range,
+                        keep_fp32=named.int8_keep_fp32 if named else (),
                     )
         model.tokenizer.save_pretrained(tmp / "tokenizer")
         (tmp / "config.json").write_text(model.config.to_json())

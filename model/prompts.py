@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.config import PromptConfig
+from model.config import ContrastGeoConfig, PromptConfig
 
 
 @dataclass(frozen=True)
@@ -122,3 +122,16 @@ def post_text(post: Any, config: PromptConfig) -> str:
             continue
         parts.append(value if field == "text" else f"{FIELD_LABELS[field]}: {value}")
     return config.post_separator.join(parts)
+
+
+def post_inputs(posts: Sequence[Any], config: ContrastGeoConfig) -> list[str]:
+    """What the encoder reads for each post: the encoder's post prefix, then the post as
+    the prompts compose it. Training and the workers both call this."""
+    prefix = config.encoder.post_prefix
+    return [prefix + post_text(p, config.prompts) for p in posts]
+
+
+def location_inputs(locations: Sequence[Location], config: ContrastGeoConfig) -> list[str]:
+    """``template_major_prompts`` with the encoder's location prefix on each prompt."""
+    prefix = config.encoder.location_prefix
+    return [prefix + t for t in template_major_prompts(locations, config.prompts)]

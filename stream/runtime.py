@@ -19,7 +19,7 @@ import numpy as np
 
 from model.config import ContrastGeoConfig
 from model.manifest import verify_export
-from model.prompts import Location, post_text, template_major_prompts
+from model.prompts import Location, location_inputs, post_inputs
 from stream.tokenizer import Tokenizer
 
 CUDA = "CUDAExecutionProvider"
@@ -137,7 +137,7 @@ class OnnxModel:
         return out, (token_states if states else None)
 
     def post_texts(self, posts: Sequence[Any]) -> list[str]:
-        return [post_text(p, self.config.prompts) for p in posts]
+        return post_inputs(posts, self.config)
 
     def embed_posts(self, posts: Sequence[Any]) -> np.ndarray:
         """(N, D) L2-normalized post embeddings (posts composed by the model's template)."""
@@ -157,7 +157,7 @@ class OnnxModel:
     def embed_locations(self, locations: Sequence[Location]) -> np.ndarray:
         """(N, D) prompt embeddings averaged over the templates and renormalized."""
         t = len(self.config.prompts.location_templates)
-        flat = template_major_prompts(locations, self.config.prompts)
+        flat = location_inputs(locations, self.config)
         emb, _ = self._encode(self.location_session, flat, self.config.encoder.location_max_length)
         return normalize(emb.reshape(t, len(locations), -1).mean(axis=0))
 

@@ -25,7 +25,7 @@ import torch
 
 from model.contrastgeo import ContrastGeo
 from model.encoders import Encoded
-from model.prompts import Location, template_major_prompts
+from model.prompts import Location, location_inputs
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -86,7 +86,7 @@ class EncodingMemo:
             # whether posts share the encoder does not change how locations are encoded
             model.config.encoder.model_dump_json(exclude={"shared"}),
             str(model.device),
-            _texts_digest(template_major_prompts(locations, model.config.prompts)),
+            _texts_digest(location_inputs(locations, model.config)),
         )
 
     def _get(self, lru: _Lru, key: tuple[str, ...], encode: Callable[[Any], Any], items) -> Any:

