@@ -23,3 +23,27 @@ def write_results(out: Path, name: str, results: dict[str, Any], markdown: str =
     (out / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
     if markdown:
         (out / f"{name}.md").write_text(markdown)
+
+
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
+
+
+def cpu_description() -> str:
+    """The CPU a speed figure was measured on: model, the cores this process may use and
+    the instruction-set flags that change the speed of the encoder's kernels (machines
+    differ between runs: every speed result says which it had)."""
+    import os
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    have = [f for f in SPEED_FLAGS if f in flags] or ["none of " + ", ".join(SPEED_FLAGS)]
+    return f"{model}, {len(os.sched_getaffinity(0))} cores, flags: {' '.join(have)}"

@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training_bench",
         "a training step's time and memory at 30 to 10,000 candidate places",
     ),
+    "hostile-bench": (
+        "hostile_bench",
+        "the worker's routing time on crafted inputs of the largest accepted size",
+    ),
     "footprint-bench": (
         "footprint_bench",
         "a worker's start time, memory and install size vs a baseline commit",

@@ -8,14 +8,39 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 # JSON can spell half of a UTF-16 surrogate pair ("\\ud800"); such a lone surrogate is no
 # character and cannot be encoded again, so it becomes U+FFFD (the post is kept)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+# Bounds on what one post can carry, so that no input makes an event too large to publish
+# or slow to build. Ids (which become Kafka keys) longer than ID_MAX_CHARS are refused; the
+# free-text fields are cut to these lengths (Twitter's own limits are far below them:
+# location 30, description 160, screen name 15); the post text is bounded by the worker's
+# ``max_text_chars`` (longer posts are dead-lettered).
+ID_MAX_CHARS = 64
+FREE_TEXT_MAX_CHARS = {
+    "name": 200,  # user name, place name
+    "location": 200,
+    "description": 1000,
+    "full_name": 300,
+    "short": 32,  # language, place type, country code, time zone
+    "source": 200,
+}
+
+
+def _cut(limit: int):
+    return AfterValidator(lambda value: value[:limit])
+
+
+Id = Annotated[str, Field(max_length=ID_MAX_CHARS)]
+Name = Annotated[str, _cut(FREE_TEXT_MAX_CHARS["name"])]
+Short = Annotated[str, _cut(FREE_TEXT_MAX_CHARS["short"])]
 
 
 def _repair_text(value: Any) -> Any:
@@ -38,11 +63,11 @@ class _Normalized(BaseModel):
 class Place(_Normalized):
     """A Twitter place attached to a post (a city, a POI, a state ...)."""
 
-    id: str = ""
-    name: str
-    full_name: str = ""
-    place_type: str = ""
-    country_code: str = ""
+    id: Id = ""
+    name: Name
+    full_name: Annotated[str, _cut(FREE_TEXT_MAX_CHARS["full_name"])] = ""
+    place_type: Short = ""
+    country_code: Short = ""
     # (min_lon, min_lat, max_lon, max_lat) of the place's bounding box
     bbox: tuple[float, float, float, float] | None = None
 
@@ -81,16 +106,16 @@ class Post(_Normalized):
     """A social media post with the metadata the geolocation model reads."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    id: str = Field(min_length=1)
+    id: Id = Field(min_length=1)
     text: str
-    lang: str = ""
+    lang: Short = ""
     created_at: datetime | None = None
-    user_id: str = ""
-    user_name: str = ""
-    user_location: str = ""
-    user_description: str = ""
-    time_zone: str = ""
-    source: str = ""
+    user_id: Id = ""
+    user_name: Name = ""
+    user_location: Annotated[str, _cut(FREE_TEXT_MAX_CHARS["location"])] = ""
+    user_description: Annotated[str, _cut(FREE_TEXT_MAX_CHARS["description"])] = ""
+    time_zone: Short = ""
+    source: Annotated[str, _cut(FREE_TEXT_MAX_CHARS["source"])] = ""
     is_retweet: bool = False
     coordinates: Coordinates | None = None
     place: Place | None = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +27,6 @@ CONTROL_KEYS = (
     "warning",
     "friends",
 )
-_TAG = re.compile(r"<[^>]+>")
 
 
 class InvalidPost(ValueError):
@@ -78,7 +76,7 @@ def _decode(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
             raise InvalidPost("invalid-utf8", str(exc)) from exc
     try:
         payload = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also an integer of > 4,300 digits
         raise InvalidPost("not-json", str(exc)[:200]) from exc
     if not isinstance(payload, dict):
         raise InvalidPost("not-an-object", type(payload).__name__)
@@ -88,6 +86,16 @@ def _decode(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
 def _id(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
         raise InvalidPost("missing-id", repr(value)[:50])
+    return str(value)
+
+
+def _optional_id(value: Any) -> str:
+    """An id that may be absent (a user's): a string or an integer, else an error (a list
+    turned into text would be an unbounded "id")."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidPost("invalid-id", f"an id is {type(value).__name__}, not a string")
     return str(value)
 
 
@@ -120,9 +128,24 @@ def _objects(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)]
 
 
+def strip_tags(value: str) -> str:
+    """Remove ``<...>`` tags in one pass (linear time: a regular expression like
+    ``<[^>]+>`` rescans the rest of the text from every ``<`` that has no ``>``, quadratic
+    on a crafted input). A ``<`` with no ``>`` after it is text."""
+    parts, start = [], 0
+    while (open_at := value.find("<", start)) >= 0:
+        close_at = value.find(">", open_at + 1)
+        if close_at < 0:
+            break
+        parts.append(value[start:open_at])
+        start = close_at + 1
+    parts.append(value[start:])
+    return "".join(parts)
+
+
 def _source(value: str) -> str:
     """'<a href="...">Twitter for iPhone</a>' -> 'Twitter for iPhone'."""
-    return html.unescape(_TAG.sub("", value)).strip()
+    return html.unescape(strip_tags(value)).strip()
 
 
 def _created_at(value: str) -> datetime | None:
@@ -197,7 +220,7 @@ def post_from_v1(tweet: dict[str, Any]) -> Post:
         text=text,
         lang=_str(tweet, "lang"),
         created_at=_created_at(_str(tweet, "created_at")),
-        user_id=str(user.get("id_str") or user.get("id") or ""),
+        user_id=_optional_id(user.get("id_str") or user.get("id")),
         user_name=_str(user, "screen_name"),
         user_location=_str(user, "location"),
         user_description=_str(user, "description"),
@@ -250,7 +273,7 @@ def post_from_v2(payload: dict[str, Any]) -> Post:
         text=text,
         lang=_str(data, "lang"),
         created_at=_created_at(_str(data, "created_at")),
-        user_id=str(data.get("author_id") or ""),
+        user_id=_optional_id(data.get("author_id")),
         user_name=_str(user, "username"),
         user_location=_str(user, "location"),
         user_description=_str(user, "description"),

@@ -21,6 +21,7 @@ model is served and batches have not been failing for ``unready_after_s``) and `
 from __future__ import annotations
 
 import asyncio
+import time
 
 import faust
 import structlog
@@ -28,7 +29,7 @@ import structlog
 from stream import kafka
 from stream.geotagger import Backoff, Geotagger
 from stream.routing import Message
-from stream.settings import WorkerSettings
+from stream.settings import MAX_REQUEST_BYTES, WorkerSettings
 
 log = structlog.get_logger(__name__)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp adds the charset itself
@@ -44,6 +45,7 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         consumer_auto_offset_reset=settings.auto_offset_reset,
+        producer_max_request_size=MAX_REQUEST_BYTES,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         store="memory://",
@@ -65,16 +67,17 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
     async def deliver(messages: list[Message]) -> None:
         """Outputs made and acknowledged by the broker, however many tries it takes."""
         backoff = Backoff(settings.retry_max_s)
+        started = time.perf_counter()
         while True:
             try:
-                results = await geotagger.process(messages)
+                batch = await geotagger.process(messages, started)
                 # force=True: publish now (not attached to the offset), then wait for the broker
                 pending = [
                     await outputs[o.topic].send(key=o.key, value=o.value, force=True)
-                    for o in results
+                    for o in batch.outputs
                 ]
                 await asyncio.gather(*pending)
-                geotagger.succeeded()
+                geotagger.delivered(batch)
                 return
             except Exception as exc:
                 await geotagger.retry_after(

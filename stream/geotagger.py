@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,13 +35,14 @@ from schemas.events import (
     DeadLetter,
     EventLocation,
     GeotaggedPost,
+    InputRef,
     ScoredLocation,
 )
 from schemas.posts import Post
 from stream.index import version_of
 from stream.metrics import Metrics
 from stream.predictor import Area, Candidate, Prediction, Predictor
-from stream.routing import Message, Routed, Rules, dead_letter, route
+from stream.routing import Message, Rules, dead_letter, route
 from stream.settings import WorkerSettings
 
 log = structlog.get_logger(__name__)
@@ -51,6 +53,30 @@ class Output:
     topic: str
     key: bytes | None
     value: bytes
+    input: InputRef  # the input it is an outcome of
+    source: str = ""  # a geotagged event's: gps, place or model
+    abstained: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.key or b"") + len(self.value)
+
+
+@dataclass
+class Batch:
+    """A batch's outputs and what they count, applied to the metrics once they are
+    delivered (``Geotagger.delivered``): a batch retried five times counts once."""
+
+    inputs: int
+    outputs: list[Output]
+    started: float  # perf_counter at the start of the first attempt
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # control-notice kinds
+    model_version: str = ""
+
+    def geotagged(self) -> Counter:
+        """Geotagged events by source (gps, place, model)."""
+        return Counter(o.source for o in self.outputs if o.source)
 
 
 class NoModelServed(RuntimeError):
@@ -216,16 +242,22 @@ class Geotagger:
             return [exc]
 
     # ------------------------------------------------------------------ a batch
-    async def process(self, messages: list[Message]) -> list[Output]:
-        """The outputs of a batch: exactly one outcome per input. Raises only when the
-        batch as a whole cannot be done (then nothing of it may be committed)."""
-        start = time.perf_counter()
+    async def process(self, messages: list[Message], started: float | None = None) -> Batch:
+        """The outputs of a batch: exactly one outcome per input, none larger than
+        ``max_output_bytes``. Raises only when the batch as a whole cannot be done (then
+        nothing of it may be committed). Counts nothing: ``delivered`` does, once."""
+        started = time.perf_counter() if started is None else started
         received_at = datetime.now(UTC)
         s = self.settings
         routed = route(messages, self.rules, received_at)
-        outputs = self._routed_outputs(routed)
-        version = ""
-        model_errors = 0
+        batch = Batch(len(messages), [], started, list(routed.dead_letters))
+        batch.skipped = [kind for _, kind in routed.skipped]
+        for carried in routed.carried:
+            ref = carried.message.ref
+            batch.outputs.append(Output(s.labeled_topic, carried.key, carried.labeled, ref))
+            batch.outputs.append(
+                Output(s.geotagged_topic, carried.key, carried.geotagged, ref, carried.source)
+            )
         if routed.to_predict:
             predictions = await self._predict([post for _, post in routed.to_predict])
             for (message, post), prediction in zip(routed.to_predict, predictions, strict=True):
@@ -234,7 +266,6 @@ class Geotagger:
                         raise prediction
                     event = geotagged_event(message, post, prediction, received_at).to_bytes()
                 except Exception as exc:  # this post breaks the model (or its event): its outcome
-                    model_errors += 1
                     letter = dead_letter(
                         message,
                         "model-error",
@@ -242,31 +273,64 @@ class Geotagger:
                         f"{type(exc).__name__}: {exc}",
                         s.dead_letter_max_payload_bytes,
                     )
-                    outputs.append(self._dead_letter_output(letter))
+                    batch.dead_letters.append(letter)
                     continue
-                outputs.append(Output(s.geotagged_topic, post.id.encode(), event))
-                self.metrics.abstentions.inc(prediction.abstained)
-                self.metrics.posts_out.labels(source="model").inc()
-                version = prediction.model_version
+                key = post.id.encode()
+                abstained = prediction.abstained
+                batch.outputs.append(
+                    Output(s.geotagged_topic, key, event, message.ref, "model", abstained)
+                )
+                batch.model_version = prediction.model_version
+        self._bound(batch, {m.ref: m for m in messages})
+        batch.outputs += [self._dead_letter_output(letter) for letter in batch.dead_letters]
+        return batch
+
+    def _bound(self, batch: Batch, inputs: dict[InputRef, Message]) -> None:
+        """An input with an output over ``max_output_bytes`` (the broker would refuse it,
+        and retrying cannot help) has all its outputs replaced by one bounded dead letter
+        (``too-large``)."""
+        limit = self.settings.max_output_bytes
+        too_large = {o.input: o.size for o in batch.outputs if o.size > limit}
+        if not too_large:
+            return
+        batch.outputs = [o for o in batch.outputs if o.input not in too_large]
+        for ref, size in too_large.items():
+            detail = f"an output of {size:,} bytes > max_output_bytes {limit:,}"
+            error = ValueError(detail)
+            letter = dead_letter(
+                inputs[ref], "too-large", error, detail, self.settings.dead_letter_max_payload_bytes
+            )
+            batch.dead_letters.append(letter)
+
+    def delivered(self, batch: Batch) -> None:
+        """The batch's outputs are all acknowledged by the broker: count it, once, and the
+        failures in a row (predictions or deliveries) end."""
+        m = self.metrics
+        m.posts_in.inc(batch.inputs)
+        m.batch_size.observe(batch.inputs)
+        m.batch_seconds.observe(time.perf_counter() - batch.started)
+        for letter in batch.dead_letters:
+            m.dead_letters.labels(reason=letter.reason).inc()
+        for kind in batch.skipped:
+            m.skipped.labels(kind=kind).inc()
+        geotagged = batch.geotagged()
+        for source, n in geotagged.items():
+            m.posts_out.labels(source=source).inc(n)
+        m.labeled.inc(sum(o.topic == self.settings.labeled_topic for o in batch.outputs))
+        m.abstentions.inc(sum(o.abstained for o in batch.outputs))
         self.succeeded()
-        self.metrics.posts_in.inc(len(messages))
-        self.metrics.batch_size.observe(len(messages))
-        self.metrics.batch_seconds.observe(time.perf_counter() - start)
         log.info(
             "batch",
-            inputs=len(messages),
-            predicted=len(routed.to_predict) - model_errors,
-            carried=len(routed.carried),
-            dead_letters=len(routed.dead_letters) + model_errors,
-            skipped=len(routed.skipped),
-            partitions=sorted({m.partition for m in messages}),
-            model_version=version or self.version,
-            ms=round(1000 * (time.perf_counter() - start), 1),
+            inputs=batch.inputs,
+            predicted=geotagged["model"],
+            carried=geotagged["gps"] + geotagged["place"],
+            dead_letters=len(batch.dead_letters),
+            skipped=len(batch.skipped),
+            model_version=batch.model_version or self.version,
+            ms=round(1000 * (time.perf_counter() - batch.started), 1),
         )
-        return outputs
 
     def _dead_letter_output(self, letter: DeadLetter) -> Output:
-        self.metrics.dead_letters.labels(reason=letter.reason).inc()
         log.warning(
             "dead letter",
             reason=letter.reason,
@@ -275,20 +339,7 @@ class Geotagger:
             offset=letter.input.offset,
         )
         key = letter.key.encode() if letter.key is not None else None
-        return Output(self.settings.dead_letter_topic, key, letter.to_bytes())
-
-    def _routed_outputs(self, routed: Routed) -> list[Output]:
-        s = self.settings
-        outputs = [self._dead_letter_output(letter) for letter in routed.dead_letters]
-        for message, kind in routed.skipped:
-            self.metrics.skipped.labels(kind=kind).inc()
-            log.debug("control notice skipped", kind=kind, offset=message.offset)
-        for carried in routed.carried:
-            outputs.append(Output(s.labeled_topic, carried.key, carried.labeled))
-            outputs.append(Output(s.geotagged_topic, carried.key, carried.geotagged))
-            self.metrics.labeled.inc()
-            self.metrics.posts_out.labels(source=carried.source).inc()
-        return outputs
+        return Output(self.settings.dead_letter_topic, key, letter.to_bytes(), letter.input)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -162,18 +162,23 @@ def _parse(message: Message, max_payload_bytes: int, max_text_chars: int) -> Pos
     return post
 
 
+DEAD_LETTER_KEY_MAX_CHARS = 1024
+
+
 def dead_letter(
     message: Message, reason: str, error: Exception, detail: str = "", keep: int = 262_144
 ) -> DeadLetter:
     """The dead letter of an input; its first ``keep`` bytes travel with it (a larger
     payload would not fit in a Kafka message once base64-encoded), the whole of it stays in
     the input topic at ``input`` as long as the topic's retention, and its size and sha256
-    identify it."""
+    identify it. The input's key is cut to ``DEAD_LETTER_KEY_MAX_CHARS`` (it is the dead
+    letter's key too): a dead letter is bounded whatever the input."""
     payload = message.value or b""
     detail = detail.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
+    key = message.key[: 4 * DEAD_LETTER_KEY_MAX_CHARS] if message.key is not None else None
     return DeadLetter(
         input=message.ref,
-        key=message.key.decode("utf-8", "replace") if message.key is not None else None,
+        key=key.decode("utf-8", "replace")[:DEAD_LETTER_KEY_MAX_CHARS] if key is not None else None,
         payload=payload[:keep],
         payload_size=len(payload),
         payload_sha256=hashlib.sha256(payload).hexdigest(),

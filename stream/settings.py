@@ -18,6 +18,10 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The producer's largest request (faust's producer_max_request_size, set to this): no one
+# record may be larger, so every output is checked against ``max_output_bytes`` below it.
+MAX_REQUEST_BYTES = 1_000_000
+
 
 class ServiceSettings(BaseSettings):
     """Model store, index, inference and Kafka: shared by the worker and the refit job."""
@@ -156,7 +160,17 @@ class WorkerSettings(ServiceSettings):
         20_000, ge=1, description="Longer post texts are dead-lettered (text-too-long)."
     )
     dead_letter_max_payload_bytes: int = Field(
-        262_144, ge=0, description="Bytes of a bad input carried by its dead letter."
+        262_144,
+        ge=0,
+        le=MAX_REQUEST_BYTES // 2,
+        description="Bytes of a bad input carried by its dead letter.",
+    )
+    max_output_bytes: int = Field(
+        MAX_REQUEST_BYTES - 10_000,
+        ge=4096,
+        le=MAX_REQUEST_BYTES - 10_000,
+        description="An input whose output (key + value) would be larger is dead-lettered "
+        "(too-large) instead: the broker would refuse it on every retry.",
     )
     trusted_place_types: tuple[str, ...] = Field(
         ("city", "neighborhood", "poi"),
@@ -177,3 +191,16 @@ class WorkerSettings(ServiceSettings):
     web_host: str = Field("127.0.0.1", description="Health/metrics endpoints bind here.")
     web_port: int = Field(6066, ge=1, le=65535)
     data_dir: Path = Field(Path("runs/worker"), description="faust's local state folder.")
+
+    @model_validator(mode="after")
+    def _dead_letters_fit(self) -> WorkerSettings:
+        # a dead letter carries its payload excerpt in base64 (4/3), the key cut to 1,024
+        # characters and a detail of 500: it must fit under max_output_bytes itself
+        largest = self.dead_letter_max_payload_bytes * 4 // 3 + 8192
+        if largest > self.max_output_bytes:
+            raise ValueError(
+                f"dead_letter_max_payload_bytes={self.dead_letter_max_payload_bytes} makes "
+                f"dead letters of up to {largest} bytes, over max_output_bytes="
+                f"{self.max_output_bytes}"
+            )
+        return self

@@ -99,13 +99,13 @@ def test_a_failed_batch_is_retried_and_a_stopped_one_never_acked(served, tmp_pat
     process = app.geotagger.process
     attempts = []
 
-    async def flaky_process(messages):
+    async def flaky_process(messages, started=None):
         attempts.append(len(messages))
         if len(attempts) == 1:
             raise ConnectionError("the broker went away")
         if messages[0].value == b"hang":
             await asyncio.Event().wait()  # stopped mid-batch
-        return await process(messages)
+        return await process(messages, started)
 
     app.geotagger.process = flaky_process
     acked: list = []  # offsets faust marked safe to commit (its final ack of a message)

@@ -42,7 +42,7 @@ def answered_shares(settings: WorkerSettings, model, posts, thresholds) -> list[
     async def share(threshold: float) -> float:
         geotagger = Geotagger(settings.model_copy(update={"abstain_below": threshold}))
         await geotagger.wait_for_model()
-        outputs = await geotagger.process(messages)
+        outputs = (await geotagger.process(messages)).outputs
         geotagger.close()
         events = [GeotaggedPost.model_validate_json(o.value) for o in outputs]
         return sum(not e.abstained for e in events) / len(events)

@@ -45,9 +45,11 @@ def test_a_batch_becomes_its_events(settings):
     async def go():
         geotagger = Geotagger(settings)
         await geotagger.wait_for_model()
-        outputs = await geotagger.process(batch())
+        done = await geotagger.process(batch())
+        assert "contrastgeo_posts_in_total 0.0" in geotagger.metrics.render().decode()
+        geotagger.delivered(done)  # counted once delivered, not when made
         geotagger.close()
-        return geotagger, outputs
+        return geotagger, done.outputs
 
     geotagger, outputs = asyncio.run(go())
     by_topic = {}
@@ -93,6 +95,10 @@ def test_a_batch_becomes_its_events(settings):
     metrics = geotagger.metrics.render().decode()
     assert "contrastgeo_posts_in_total 5.0" in metrics
     assert 'contrastgeo_skipped_total{kind="delete"} 1.0' in metrics
+    assert 'contrastgeo_dead_letters_total{reason="not-json"} 1.0' in metrics
+    assert 'contrastgeo_posts_out_total{source="model"} 2.0' in metrics
+    assert 'contrastgeo_posts_out_total{source="gps"} 1.0' in metrics
+    assert "contrastgeo_labeled_posts_total 1.0" in metrics
 
 
 def test_reload_switches_versions_and_refuses_a_corrupt_one(settings):
@@ -107,7 +113,7 @@ def test_reload_switches_versions_and_refuses_a_corrupt_one(settings):
         index_version(settings, index, "v2")
         index.close()  # the embedded engine: one process holds a collection at a time
         assert await geotagger.reload() is True and geotagger.version == "v2"
-        (out,) = await geotagger.process(batch(PAYLOADS[:1]))
+        (out,) = (await geotagger.process(batch(PAYLOADS[:1]))).outputs
         assert GeotaggedPost.model_validate_json(out.value).model_version == "v2"
         # a corrupt version: refused, v2 keeps serving
         copy_version(settings, "v2", "v3")
@@ -148,7 +154,7 @@ def test_prediction_is_retried_until_the_index_answers(settings):
     async def go():
         geotagger = Geotagger(settings, index=FlakyIndex(settings.open_index(), failures=2))
         await geotagger.wait_for_model()
-        outputs = await geotagger.process(batch(PAYLOADS[:2]))
+        outputs = (await geotagger.process(batch(PAYLOADS[:2]))).outputs
         geotagger.close()
         return geotagger, outputs
 
@@ -178,7 +184,7 @@ def test_a_post_that_breaks_the_model_is_dead_lettered_alone(settings):
         geotagger = Geotagger(settings.model_copy(update={"retry_max_s": 0.01}))
         await geotagger.wait_for_model()
         poison(geotagger.predictor, "poison")
-        outputs = await geotagger.process(batch(payloads))
+        outputs = (await geotagger.process(batch(payloads))).outputs
         geotagger.close()
         return geotagger, outputs
 
@@ -220,9 +226,11 @@ def test_when_every_post_fails_the_batch_waits_and_the_worker_turns_unready(sett
             await asyncio.sleep(0.05)
         assert not task.done()  # still retrying: nothing dropped, nothing dead-lettered
         index.failures = 0
-        outputs = await task
+        done = await task
+        assert not geotagger.ready  # made, but not yet delivered
+        geotagger.delivered(done)
         geotagger.close()
-        return geotagger, outputs
+        return geotagger, done.outputs
 
     geotagger, outputs = asyncio.run(go())
     assert sorted(o.topic for o in outputs) == [settings.geotagged_topic] * 2
