@@ -52,7 +52,10 @@ from refit.settings import RefitSettings
 log = structlog.get_logger(__name__)
 
 PROMOTED, KEPT, FAILED = "promoted", "kept", "failed"
-EXIT_CODES = {PROMOTED: 0, FAILED: 1, KEPT: 3}
+# Keeping the served model is a routine outcome, not a failed Job: only a failure exits
+# non-zero, so that real failures are not drowned among kept runs. The decision is in the
+# log, the report and ``reports/refit.prom`` (Prometheus text format).
+EXIT_CODES = {PROMOTED: 0, KEPT: 0, FAILED: 1}
 
 
 @dataclass
@@ -354,7 +357,26 @@ def write_report(s: RefitSettings, report: Report) -> Path:
     data = {k: v for k, v in report.__dict__.items()}
     (folder / f"{report.run}.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
     (folder / f"{report.run}.md").write_text(markdown(report))
+    (folder / "refit.prom").write_text(prometheus_text(report))
     return folder / f"{report.run}.json"
+
+
+def prometheus_text(report: Report) -> str:
+    """The last run's decision as metrics, for a textfile collector (node-exporter's
+    ``--collector.textfile.directory`` pointed at the reports folder) or a scrape sidecar."""
+    finished = datetime.strptime(report.run, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+    lines = [
+        "# HELP contrastgeo_refit_decision The last refit's decision (1 for the one taken).",
+        "# TYPE contrastgeo_refit_decision gauge",
+        *(
+            f'contrastgeo_refit_decision{{decision="{d}"}} {int(d == report.decision)}'
+            for d in (PROMOTED, KEPT, FAILED)
+        ),
+        "# HELP contrastgeo_refit_last_run_timestamp_seconds When the last refit started.",
+        "# TYPE contrastgeo_refit_last_run_timestamp_seconds gauge",
+        f"contrastgeo_refit_last_run_timestamp_seconds {finished:.0f}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def markdown(r: Report) -> str:

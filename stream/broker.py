@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +59,19 @@ def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
                     f"nothing listens on {host}:{port} after {timeout:.0f} s"
                 ) from None
             time.sleep(0.05)
+
+
+def _die_with_parent() -> None:
+    """In the child before it runs tansu: ask Linux to send it SIGTERM when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``), so a broker whose owner was killed does not keep its
+    port for ever. Elsewhere nothing happens (``stop`` and the signal handlers of
+    ``contrastgeo broker`` still stop it)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class EmbeddedBroker:
@@ -102,6 +117,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             env={**os.environ, **(self.env or {})},
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, we stop it
+            preexec_fn=_die_with_parent,  # and when we die without stopping it, it stops
         )
         try:
             wait_for_port(self.host, self.port)

@@ -19,20 +19,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Stop(Exception):
+    pass
+
+
+def _stop(signum, frame) -> None:
+    raise _Stop(signum)
+
+
 def run(args: argparse.Namespace) -> int:
+    """Until Ctrl-C, SIGTERM or SIGHUP: each stops tansu before the command exits (tansu
+    runs in its own session, so a terminal's signals do not reach it; if this process is
+    killed outright, Linux sends tansu SIGTERM: ``stream.broker``)."""
+    import signal
     import time
 
     from stream.broker import EmbeddedBroker, ensure_topics_sync
     from stream.settings import ServiceSettings
 
-    with EmbeddedBroker(args.port, storage=args.storage) as broker:
-        settings = ServiceSettings(broker=broker.url)
-        ensure_topics_sync(settings)
-        print(f"broker listening on {broker.url}; export CONTRASTGEO_BROKER={broker.url}")
-        print("Ctrl-C stops it.")
-        try:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
+    try:
+        with EmbeddedBroker(args.port, storage=args.storage) as broker:
+            print(f"tansu pid {broker.process.pid}", flush=True)
+            settings = ServiceSettings(broker=broker.url)
+            ensure_topics_sync(settings)
+            print(f"broker listening on {broker.url}; export CONTRASTGEO_BROKER={broker.url}")
+            print("Ctrl-C stops it.", flush=True)
             while broker.process and broker.process.poll() is None:
                 time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+    except (KeyboardInterrupt, _Stop):
+        pass  # leaving the ``with`` stopped tansu
     return 0

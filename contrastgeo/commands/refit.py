@@ -4,8 +4,10 @@ Reads new labels from the labeled topic into the label store, trains a candidate
 served model on new and sparse locations, promotes it only if it is not worse (see
 ``refit/job.py``), and writes a report to ``<model store>/reports/``.
 
-Exit codes: 0 promoted, 3 kept the current model (gate said no, nothing to refit, or
-another refit running), 1 failed (the current model keeps serving).
+Exit codes: 0 promoted or kept the current model (gate said no, nothing to refit, or
+another refit running: routine outcomes, so a Job fails only when the refit does), 1 failed
+(the current model keeps serving). The decision is in the log, the report and
+``<model store>/reports/refit.prom``.
 """
 
 from __future__ import annotations

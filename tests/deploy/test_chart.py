@@ -239,6 +239,10 @@ def test_the_values_schema_refuses_nonsense():
         {"config": {"broker": "localhost:9092"}},
         {"autoscaling": {"maxReplica": 3}},  # a typo
         {"config": {"qdrant_url": "qdrant:6333"}},  # no scheme
+        # secrets never go in the ConfigMap (in plain text): they come from Secrets
+        {"config": {"sasl_password": "hunter2"}},
+        {"config": {"qdrant_api_key": "k"}},
+        {"config": {"SASL_PASSWORD": "hunter2"}},
     ):
         with pytest.raises(helm.HelmError):
             chart.validate_schema(chart.merge_values(bad))

@@ -194,7 +194,7 @@ def test_nothing_to_refit_keeps_the_model(refit_settings):
     store.close()
     before = served(refit_settings)
     report = refit(refit_settings, ingest_labels=False)
-    assert report.decision == KEPT and report.exit_code == 3
+    assert report.decision == KEPT and report.exit_code == 0
     assert served(refit_settings) == before
 
 
@@ -202,6 +202,10 @@ def test_a_busy_lock_keeps_the_model(refit_settings):
     with refit_lock(refit_settings.model_store):
         report = refit(refit_settings, ingest_labels=False)
     assert report.decision == KEPT and "another refit" in report.reason
+    assert report.exit_code == 0  # routine: not a failed Job
+    metrics = (refit_settings.model_store / "reports" / "refit.prom").read_text()
+    assert 'contrastgeo_refit_decision{decision="kept"} 1' in metrics
+    assert 'contrastgeo_refit_decision{decision="failed"} 0' in metrics
 
 
 def test_reports_are_written(refit_settings):
