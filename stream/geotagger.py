@@ -7,8 +7,9 @@ while a batch is embedded (onnxruntime releases the GIL).
 
 One input never costs the others their outcome. ``route`` gives every input exactly one;
 a prediction that fails is retried with capped exponential backoff ``predict_attempts``
-times, then the batch is bisected: when a probe post still goes through, the posts that
-fail on their own are dead-lettered (``model-error``) and the rest are published. When the
+times, then the batch is bisected: a post that fails alone is retried as often, each time
+after a probe post went through, and only then dead-lettered (``model-error``); the rest are
+published. When the
 probe fails too, the model or the index is down for everyone: the batch is retried until it
 succeeds (the caller commits nothing meanwhile), and after ``unready_after_s`` of failing
 the worker reports not ready.
@@ -227,19 +228,33 @@ class Geotagger:
         return await self._run(predictor.predict, posts)
 
     async def _bisect(self, posts: list[Post]) -> list[Prediction | Exception]:
-        """Halve the batch until each failing post is alone; a lone post's failure is its
-        own only when the probe post goes through right after (else ``ModelDown``)."""
+        """Halve the batch until each failing post is alone. A lone post is blamed only
+        when it fails ``predict_attempts`` times, each failure followed by a probe post that
+        goes through (a failure that passes is no reason to dead-letter it); a probe that
+        fails means the model or the index is down for everyone (``ModelDown``)."""
         try:
             return await self._predict_once(posts)
         except Exception as exc:
             if len(posts) > 1:
                 half = len(posts) // 2
                 return [*await self._bisect(posts[:half]), *await self._bisect(posts[half:])]
+            error = exc
+        backoff = Backoff(self.settings.retry_max_s)
+        for attempt in range(1, self.settings.predict_attempts + 1):
             try:
                 await self._predict_once([PROBE])
             except Exception as probe_error:
-                raise ModelDown(f"{type(probe_error).__name__}: {probe_error}") from exc
-            return [exc]
+                raise ModelDown(f"{type(probe_error).__name__}: {probe_error}") from error
+            if attempt == self.settings.predict_attempts:
+                break
+            await self.retry_after(
+                "a lone post failed; retrying it", error, backoff, self.metrics.retries
+            )
+            try:
+                return await self._predict_once(posts)
+            except Exception as exc:
+                error = exc
+        return [error]
 
     # ------------------------------------------------------------------ a batch
     async def process(self, messages: list[Message], started: float | None = None) -> Batch:

@@ -176,6 +176,35 @@ def poison(predictor, text: str) -> None:
     predictor.predict = predict_or_fail
 
 
+def test_a_post_that_fails_once_alone_is_retried_not_blamed(settings):
+    """A transient failure: the batch fails while it holds the post, and the post fails the
+    first time it is tried alone, then goes through. It is geotagged, not dead-lettered."""
+    payloads = [json.dumps({"id": f"p{i}", "text": f"hello {i}"}).encode() for i in range(5)]
+    payloads[2] = json.dumps({"id": "shy", "text": "transient"}).encode()
+    alone_tries = []
+
+    async def go():
+        geotagger = Geotagger(settings.model_copy(update={"retry_max_s": 0.01}))
+        await geotagger.wait_for_model()
+        predict = geotagger.predictor.predict
+
+        def flaky(posts):
+            if any(p.text == "transient" for p in posts):
+                if len(posts) > 1 or not alone_tries:
+                    alone_tries.extend([1] if len(posts) == 1 else [])
+                    raise TimeoutError("a passing hiccup")
+            return predict(posts)
+
+        geotagger.predictor.predict = flaky
+        outputs = (await geotagger.process(batch(payloads))).outputs
+        geotagger.close()
+        return outputs
+
+    outputs = asyncio.run(go())
+    assert alone_tries == [1]  # it did fail once alone
+    assert sorted(o.topic for o in outputs) == [settings.geotagged_topic] * 5
+
+
 def test_a_post_that_breaks_the_model_is_dead_lettered_alone(settings):
     payloads = [json.dumps({"id": f"p{i}", "text": f"hello {i}"}).encode() for i in range(7)]
     payloads[4] = json.dumps({"id": "bad", "text": "poison"}).encode()
@@ -203,7 +232,8 @@ def test_a_post_that_breaks_the_model_is_dead_lettered_alone(settings):
     assert letter.reason == "model-error" and letter.input.offset == 104
     assert "cannot read this post" in letter.detail and letter.payload == payloads[4]
     metrics = geotagger.metrics.render().decode()
-    assert "contrastgeo_predict_retries_total 3.0" in metrics  # predict_attempts, then bisected
+    # predict_attempts (3) for the batch, then bisected; alone, the post is tried 3 times
+    assert "contrastgeo_predict_retries_total 5.0" in metrics
     assert geotagger.ready
 
 
