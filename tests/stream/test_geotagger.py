@@ -189,10 +189,10 @@ def test_a_post_that_fails_once_alone_is_retried_not_blamed(settings):
         predict = geotagger.predictor.predict
 
         def flaky(posts):
-            if any(p.text == "transient" for p in posts):
-                if len(posts) > 1 or not alone_tries:
-                    alone_tries.extend([1] if len(posts) == 1 else [])
-                    raise TimeoutError("a passing hiccup")
+            held = any(p.text == "transient" for p in posts)
+            if held and (len(posts) > 1 or not alone_tries):
+                alone_tries.extend([1] if len(posts) == 1 else [])
+                raise TimeoutError("a passing hiccup")
             return predict(posts)
 
         geotagger.predictor.predict = flaky
