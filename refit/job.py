@@ -132,6 +132,18 @@ def clean(posts: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
     return kept, dropped
 
 
+def per_user_capped(posts: Sequence[Any], cap: int) -> list[Any]:
+    """At most ``cap`` posts of each user (in order); posts without a user id are one user,
+    so that leaving the id out buys nothing."""
+    seen: dict[str, int] = defaultdict(int)
+    kept = []
+    for post in posts:
+        seen[post.user_id] += 1
+        if seen[post.user_id] <= cap:
+            kept.append(post)
+    return kept
+
+
 def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -> RefitData:
     """Label stored posts with the catalogue and choose what to train and hold out."""
     from trainer.data.catalogue import (
@@ -187,7 +199,7 @@ def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -
     }
     train, holdout = [], []
     for location_id in sorted(by_location):
-        items = by_location[location_id]
+        items = per_user_capped(by_location[location_id], s.refit_max_labels_per_user)
         held = [p for p in items if held_out_user(p, s.refit_holdout)]
         rest = [p for p in items if not held_out_user(p, s.refit_holdout)]
         holdout += [Example(p, index[location_id]) for p in held]
@@ -208,25 +220,68 @@ def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -
 
 
 # ------------------------------------------------------------------ evaluation and gate
-def score(model: Any, data: RefitData) -> tuple[dict[str, float], np.ndarray]:
-    """Acc@1 overall and on the refit locations' held-out posts; and each prediction."""
+def judged_places(data: RefitData, s: RefitSettings) -> set[int]:
+    """The refit places whose held-out posts are enough to judge a gain on: at least
+    ``refit_gate_min_posts`` posts from ``refit_gate_min_users`` distinct users (one
+    fabricated post, or a few accounts, cannot carry the gate)."""
+    posts: dict[int, int] = defaultdict(int)
+    users: dict[int, set[str]] = defaultdict(set)
+    for ex in data.holdout:
+        posts[ex.location] += 1
+        users[ex.location].add(ex.post.user_id)
+    return {
+        loc
+        for loc in data.refit
+        if posts[loc] >= s.refit_gate_min_posts and len(users[loc]) >= s.refit_gate_min_users
+    }
+
+
+def score(model: Any, data: RefitData, judged: set[int]) -> tuple[dict[str, float], np.ndarray]:
+    """Acc@1 overall and on the judged refit places' held-out posts; and each prediction."""
     posts = [ex.post for ex in data.holdout]
     gold = np.array([ex.location for ex in data.holdout])
     predicted = model.predict(posts, data.locations).indices[:, 0].numpy()  # as served: reranked
-    on_refit = np.isin(gold, list(data.refit))
+    on_refit = np.isin(gold, list(judged))
     correct = predicted == gold
     return {
         "acc@1": float(correct.mean()),
         "acc@1_refit": float(correct[on_refit].mean()) if on_refit.any() else float("nan"),
         "holdout_refit": int(on_refit.sum()),
+        "judged_places": len(judged),
     }, predicted
+
+
+def trusted_posts(s: RefitSettings, locations: Sequence[Location]) -> tuple[list[Any], np.ndarray]:
+    """The trusted evaluation file's posts that fall on a candidate location, and where."""
+    from trainer.data.catalogue import catalogue_of, label_records
+    from trainer.data.readers import read_dataset
+
+    records = read_dataset(s.refit_trusted_eval, s.refit_trusted_format).records
+    labels = label_records(records, catalogue_of(locations), s.refit_radius_km).labels
+    keep = np.flatnonzero(labels >= 0)
+    if len(keep) == 0:
+        raise ValueError(f"no post of {s.refit_trusted_eval} falls on a candidate location")
+    return [records[i].post for i in keep], labels[keep]
+
+
+def trusted_accuracy(model: Any, posts: list[Any], gold: np.ndarray, locations) -> float:
+    return float((model.predict(posts, locations).indices[:, 0].numpy() == gold).mean())
 
 
 def decide(
     current: dict[str, float], candidate: dict[str, float], s: RefitSettings
 ) -> tuple[str, str]:
     if candidate["holdout_refit"] == 0:
-        return KEPT, "no held-out post on a refit location: nothing to judge the gain on"
+        return KEPT, (
+            f"no refit place has {s.refit_gate_min_posts} held-out posts from "
+            f"{s.refit_gate_min_users} users: nothing to judge the gain on"
+        )
+    if "acc@1_trusted" in candidate:
+        trusted_drop = current["acc@1_trusted"] - candidate["acc@1_trusted"]
+        if trusted_drop > s.refit_trusted_max_drop:
+            return KEPT, (
+                f"Acc@1 on the trusted file drops {trusted_drop:.3f} > {s.refit_trusted_max_drop}"
+            )
     drop = current["acc@1"] - candidate["acc@1"]
     gain = candidate["acc@1_refit"] - current["acc@1_refit"]
     if drop > s.refit_max_overall_drop:
@@ -330,10 +385,15 @@ def _run(s: RefitSettings, report: Report, ingest_labels: bool) -> None:
         fit(candidate, data.train, data.locations, config)
         candidate.eval()
     with _timed(report, "evaluate"):
-        report.candidate, predicted_candidate = score(candidate, data)
+        judged = judged_places(data, s)
+        report.candidate, predicted_candidate = score(candidate, data, judged)
         current = ContrastGeo.load(folder / TORCH_DIR).eval()
-        report.current, predicted_current = score(current, data)
+        report.current, predicted_current = score(current, data, judged)
         report.per_location = per_location(data, predicted_current, predicted_candidate)
+        if s.refit_trusted_eval:
+            posts, gold = trusted_posts(s, data.locations)
+            for model, scores in ((candidate, report.candidate), (current, report.current)):
+                scores["acc@1_trusted"] = trusted_accuracy(model, posts, gold, data.locations)
     report.decision, report.reason = decide(report.current, report.candidate, s)
     if report.decision != PROMOTED:
         return

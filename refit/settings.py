@@ -34,4 +34,25 @@ class RefitSettings(ServiceSettings):
     refit_batch_size: int = Field(32, ge=1)
     refit_max_overall_drop: float = Field(0.0, ge=0, le=1)
     refit_min_gain: float = Field(0.01, ge=0, le=1)
+    # The labels come from public posts: anyone can write them. These bound what one
+    # account, or many fabricated ones, can buy (docs/operations.md, "The gate").
+    refit_max_labels_per_user: int = Field(
+        2,
+        ge=1,
+        description="Labels one user gives one place, at most, in training and in the gate "
+        "(posts without a user id count as one user).",
+    )
+    refit_gate_min_posts: int = Field(
+        5, ge=1, description="Held-out posts a refit place needs before its gain counts."
+    )
+    refit_gate_min_users: int = Field(
+        3, ge=1, description="Distinct held-out users a refit place needs before it counts."
+    )
+    refit_trusted_eval: Path | None = Field(
+        None,
+        description="A labeled file the operators trust (not from the stream), in "
+        "refit_trusted_format: the candidate must not lose Acc@1 on it.",
+    )
+    refit_trusted_format: str = Field("twitter-jsonl", description="Its reader format.")
+    refit_trusted_max_drop: float = Field(0.0, ge=0, le=1)
     refit_announce: bool = Field(True, description="Publish ModelUpdated after a promotion.")

@@ -110,6 +110,68 @@ def test_select_labels_with_the_catalogue_file_it_is_given(tmp_path):
     assert sorted(new) == ["Little Rock", "West Memphis"]
 
 
+def test_one_user_buys_at_most_the_per_user_cap_of_labels():
+    from refit.job import per_user_capped
+
+    posts = [Post(id=f"p{i}", text="t", user_id="spammer") for i in range(10)]
+    posts += [Post(id=f"a{i}", text="t") for i in range(10)]  # no user id: one user
+    posts += [Post(id="honest", text="t", user_id="someone")]
+    kept = per_user_capped(posts, 2)
+    assert [p.id for p in kept] == ["p0", "p1", "a0", "a1", "honest"]
+
+
+def test_a_place_counts_in_the_gate_only_with_enough_held_out_posts_and_users():
+    from refit.job import RefitData, judged_places
+    from trainer.train import Example
+
+    def holdout(location: int, users: list[str]) -> list:
+        return [
+            Example(Post(id=f"{location}-{i}", text="t", user_id=u), location)
+            for i, u in enumerate(users)
+        ]
+
+    s = RefitSettings(refit_gate_min_posts=5, refit_gate_min_users=3)
+    data = RefitData(
+        locations=[],
+        refit={0, 1, 2, 3},
+        train=[],
+        holdout=[
+            *holdout(0, ["a", "b", "c", "d"]),  # 4 posts: too few
+            *holdout(1, ["a", "a", "a", "b", "b", "b"]),  # 6 posts, 2 users: too few users
+            *holdout(2, ["a", "b", "c", "a", "b"]),  # 5 posts, 3 users: judged
+            *holdout(4, ["a", "b", "c", "d", "e"]),  # not a refit place
+        ],
+        counts={},
+    )
+    assert judged_places(data, s) == {2}
+
+
+def test_the_gate_keeps_a_candidate_that_loses_on_the_trusted_file():
+    s = RefitSettings(refit_min_gain=0.0, refit_trusted_max_drop=0.0)
+    current = {"acc@1": 0.5, "acc@1_refit": 0.2, "holdout_refit": 10, "acc@1_trusted": 0.6}
+    bought = {"acc@1": 0.6, "acc@1_refit": 0.9, "holdout_refit": 10, "acc@1_trusted": 0.55}
+    decision, reason = decide(current, bought, s)
+    assert decision == KEPT and "trusted file drops 0.050" in reason
+    fair = {**bought, "acc@1_trusted": 0.6}
+    assert decide(current, fair, s)[0] == PROMOTED
+    nothing = {**fair, "holdout_refit": 0}
+    assert decide(current, nothing, s)[0] == KEPT
+
+
+def test_a_refit_scores_both_models_on_the_trusted_file(refit_settings, tmp_path):
+    trusted = tmp_path / "trusted.jsonl"
+    lat, lon = MEMPHIS
+    rows = [{"id": f"t{i}", "text": f"memphis post {i}", "lat": lat, "lon": lon} for i in range(6)]
+    trusted.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    settings = refit_settings.model_copy(
+        update={"refit_trusted_eval": trusted, "refit_trusted_format": "jsonl"}
+    )
+    report = refit(settings, ingest_labels=False)
+    assert 0 <= report.current["acc@1_trusted"] <= 1
+    assert 0 <= report.candidate["acc@1_trusted"] <= 1
+    assert report.decision in (PROMOTED, KEPT)
+
+
 def test_the_gate():
     s = RefitSettings(refit_max_overall_drop=0.01, refit_min_gain=0.05)
     current = {"acc@1": 0.5, "acc@1_refit": 0.2, "holdout_refit": 10}
@@ -144,6 +206,8 @@ def refit_settings(served, tmp_path) -> RefitSettings:
         refit_steps=5,
         refit_min_gain=0.0,
         refit_max_overall_drop=1.0,  # the tiny model is random: this tests the steps
+        refit_gate_min_posts=1,  # 8 posts a city from 4 users: about one is held out
+        refit_gate_min_users=1,
         refit_announce=False,
     )
 
