@@ -14,8 +14,8 @@ Every worker follows model updates: a ``ModelUpdated`` event (read by each worke
 the consumer group, so none misses it) or, as a safety net, a periodic look at the alias.
 
 Endpoints (bound to ``web_host``:``web_port``): ``/healthz`` (liveness), ``/readyz`` (a
-model is served and batches have not been failing for ``unready_after_s``) and ``/metrics``
-(Prometheus).
+model is served and outputs have not been failing to be made or delivered for
+``unready_after_s``) and ``/metrics`` (Prometheus); faust's own views are off.
 """
 
 from __future__ import annotations
@@ -53,6 +53,14 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        # only /healthz, /readyz and /metrics (and faust's fixed '{"status": "OK"}' at /):
+        # not faust's router, table, statistics or graph views, which would tell anyone who
+        # reaches the port about partitions, tables and the topology
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         autodiscover=False,
     )
     app.geotagger = geotagger  # type: ignore[attr-defined]

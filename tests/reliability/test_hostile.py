@@ -93,6 +93,17 @@ def test_large_values_in_any_field_and_large_keys_give_one_bounded_outcome(
     assert max([*event_sizes(routed), 0]) < 400_000
 
 
+def http_status(settings, path: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        url = f"http://{settings.web_host}:{settings.web_port}{path}"
+        return urllib.request.urlopen(url, timeout=5).status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 async def _send(settings, records: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
     producer = kafka.producer(settings, acks="all", max_request_size=2_000_000)
     await producer.start()
@@ -154,5 +165,9 @@ def test_a_worker_fed_hostile_inputs_gives_each_one_outcome_and_counts_it_once(
         metrics = worker_http(settings, "/metrics")
         assert 'contrastgeo_dead_letters_total{reason="too-large"} 1.0' in metrics
         assert "contrastgeo_batch_failures_total 0.0" in metrics  # nothing was retried
+        # the port serves the probes and the metrics, none of faust's own views
+        assert [http_status(settings, p) for p in ("/healthz", "/readyz", "/metrics")] == [200] * 3
+        for path in ("/router/", "/table/", "/stats/", "/graph/", "/performance/"):
+            assert http_status(settings, path) == 404, path
     finally:
         assert stop_worker(worker) == 0
