@@ -38,6 +38,14 @@ VALUE_SETS = {
         "serviceMonitor": {"enabled": True},
     },
     "alerts": {"serviceMonitor": {"enabled": True}, "alerts": {"enabled": True}},
+    "network-policy": {
+        "networkPolicy": {
+            "enabled": True,
+            "ingressFrom": [
+                {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}},
+            ],
+        }
+    },
     "external-secrets": {
         "config": {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512"},
         "kafka": {"sasl": {"existingSecret": "kafka-user"}},
@@ -216,6 +224,18 @@ def test_alert_rules_watch_metrics_the_worker_exports():
     # an unready worker's metrics are still scraped (else the not-ready alert sees nothing)
     (service,) = [d for d in render(values) if d["kind"] == "Service"]
     assert service["spec"]["publishNotReadyAddresses"] is True
+
+
+def test_the_network_policy_admits_only_the_http_port_from_the_given_peers():
+    assert not [d for d in render({}) if d["kind"] == "NetworkPolicy"]  # opt-in
+    docs = render(VALUE_SETS["network-policy"])
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    (worker,) = [d for d in docs if d["kind"] == "Deployment"]
+    pod_labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert rule["from"] == VALUE_SETS["network-policy"]["networkPolicy"]["ingressFrom"]
 
 
 def test_no_secret_value_can_enter_the_chart():
