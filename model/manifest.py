@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def checked_name(value: str, what: str = "version") -> str:
+    """``value``, when it can safely become a file or collection name: letters, digits,
+    '.', '_' and '-', starting with a letter or digit, no '..', at most 128 characters.
+    Model versions, collections and aliases become paths (``<store>/<version>``, an
+    index's ``aliases/<alias>.json``): a name like ``../x`` would point outside."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
+        raise ValueError(f"invalid {what} {value!r}: letters, digits, '.', '_', '-' only")
+    return value
 
 
 def sha256(path: Path) -> str:
@@ -33,15 +45,19 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
-def verify_export(folder: str | Path) -> dict[str, Any]:
-    """The manifest, after checking every listed file's checksum (a half-written or
-    corrupted export is refused with the first mismatch)."""
+def verify_export(folder: str | Path, key: str = "files") -> dict[str, Any]:
+    """The manifest, after checking the checksum of every file listed under ``key``
+    (``files``: what the workers run; ``torch_files``: the PyTorch checkpoint the refit
+    job warm-starts from). A half-written or corrupted export is refused with the first
+    mismatch."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.exists():
         raise ValueError(f"{folder} is not an ONNX export: no {MANIFEST}")
     manifest = json.loads(path.read_text())
-    for name, digest in manifest["files"].items():
+    if key not in manifest:
+        raise ValueError(f"{folder}: the manifest lists no {key}")
+    for name, digest in manifest[key].items():
         file = folder / name
         if not file.exists():
             raise ValueError(f"{folder}: {name} is missing")

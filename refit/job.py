@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from model.manifest import verify_export
 from model.prompts import Location, load_locations
 from refit.settings import RefitSettings
 
@@ -368,6 +369,7 @@ def _run(s: RefitSettings, report: Report, ingest_labels: bool) -> None:
     folder = s.model_folder(served)
     if not (folder / TORCH_DIR).exists():
         raise RuntimeError(f"{folder} has no PyTorch checkpoint ({TORCH_DIR}/) to warm-start from")
+    verify_export(folder, "torch_files")  # a tampered or half-copied checkpoint: refused
 
     with _timed(report, "select"):
         data = select(posts, load_locations(folder / "locations.jsonl"), s)

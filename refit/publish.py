@@ -4,8 +4,10 @@ the refit job, so that every path publishes a model the same way."""
 
 from __future__ import annotations
 
+import fcntl
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +30,36 @@ def export_to_store(
     workers never read it). The export is complete before it appears under its version's
     name."""
     from model.export import export_onnx
+    from model.manifest import checked_name, checksums, write_manifest
 
+    store.mkdir(parents=True, exist_ok=True)
     staging = store / ".staging"
-    shutil.rmtree(staging, ignore_errors=True)  # what a crashed export left behind
-    manifest = export_onnx(
-        model, staging, quantize=quantize, reduce_range=reduce_range, locations=locations
-    )
-    model.save(staging / TORCH_DIR)
-    version = manifest["model_version"]
-    staging.rename(store / version)
+    with exclusive(store / ".staging.lock"):  # `export` and a refit share the staging folder
+        shutil.rmtree(staging, ignore_errors=True)  # what a crashed export left behind
+        manifest = export_onnx(
+            model, staging, quantize=quantize, reduce_range=reduce_range, locations=locations
+        )
+        model.save(staging / TORCH_DIR)
+        # the warm-start checkpoint's checksums, apart from the workers' files (which the
+        # workers verify at every load; they never read torch/)
+        manifest["torch_files"] = {
+            f"{TORCH_DIR}/{name}": digest for name, digest in checksums(staging / TORCH_DIR).items()
+        }
+        write_manifest(staging, manifest)
+        version = checked_name(manifest["model_version"])
+        staging.rename(store / version)
     return version
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (waiting for it)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def index_version(

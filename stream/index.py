@@ -25,15 +25,17 @@ from typing import Any
 
 import numpy as np
 
+from model.manifest import checked_name
+
 ALIAS = "locations"
 
 
 def collection_name(version: str, prefix: str = ALIAS) -> str:
-    return f"{prefix}-{version}"
+    return f"{checked_name(prefix, 'alias')}-{checked_name(version)}"
 
 
 def version_of(collection: str, prefix: str = ALIAS) -> str:
-    return collection.removeprefix(f"{prefix}-")
+    return checked_name(collection.removeprefix(f"{prefix}-"))
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class EdgeIndex(VectorIndex):
         self._shards: dict[str, Any] = {}
 
     def _path(self, collection: str) -> Path:
-        return self.root / "collections" / collection
+        return self.root / "collections" / checked_name(collection, "collection")
 
     def _shard(self, name: str) -> Any:
         import qdrant_edge as q
@@ -201,7 +203,8 @@ class EdgeIndex(VectorIndex):
     def set_alias(self, alias: str, collection: str) -> None:
         if not self.exists(collection):
             raise KeyError(f"cannot point {alias!r} at missing collection {collection!r}")
-        path = self.root / "aliases" / f"{alias}.json"
+        path = self.root / "aliases" / f"{checked_name(alias, 'alias')}.json"
+        checked_name(collection, "collection")
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"collection": collection}))
         with open(tmp, "rb") as f:
@@ -209,10 +212,10 @@ class EdgeIndex(VectorIndex):
         os.replace(tmp, path)
 
     def resolve(self, alias: str) -> str | None:
-        path = self.root / "aliases" / f"{alias}.json"
+        path = self.root / "aliases" / f"{checked_name(alias, 'alias')}.json"
         if not path.exists():
             return None
-        return json.loads(path.read_text())["collection"]
+        return checked_name(json.loads(path.read_text())["collection"], "collection")
 
     def close(self) -> None:
         for shard in self._shards.values():

@@ -18,6 +18,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model.manifest import checked_name
+
 # The producer's largest request (faust's producer_max_request_size, set to this): no one
 # record may be larger, so every output is checked against ``max_output_bytes`` below it.
 MAX_REQUEST_BYTES = 1_000_000
@@ -115,7 +117,7 @@ class ServiceSettings(BaseSettings):
         return open_index(self.qdrant_url, key, self.index_path)
 
     def model_folder(self, version: str) -> Path:
-        return self.model_store / version
+        return self.model_store / checked_name(version)
 
     def load_model(self, version: str):
         from stream.runtime import OnnxModel

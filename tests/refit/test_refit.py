@@ -279,3 +279,32 @@ def test_reports_are_written(refit_settings):
     assert data["counts"]["refit_locations"] >= 2 and data["seconds"]["train"] > 0
     assert (folder / f"{report.run}.md").read_text().startswith(f"# Refit {report.run}")
     assert refit_module.EXIT_CODES[report.decision] == report.exit_code
+
+
+def test_a_tampered_warm_start_checkpoint_is_refused(refit_settings):
+    folder = refit_settings.model_folder(served(refit_settings))
+    weights = next((folder / "torch").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
+    report = refit(refit_settings, ingest_labels=False)
+    assert report.decision == "failed" and "does not match its checksum" in report.reason
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", "", ".hidden", "x" * 200, "a..b"])
+def test_names_that_would_become_paths_outside_are_refused(name, tmp_path):
+    from model.manifest import checked_name
+    from stream.index import collection_name
+
+    with pytest.raises(ValueError, match="invalid"):
+        checked_name(name)
+    with pytest.raises(ValueError, match="invalid"):
+        RefitSettings(model_store=tmp_path).model_folder(name)
+    if name:
+        with pytest.raises(ValueError, match="invalid"):
+            collection_name(name)
+    index = EdgeIndex(tmp_path / "index")
+    try:
+        with pytest.raises(ValueError, match="invalid"):
+            index.resolve(name)
+    finally:
+        index.close()
+    assert checked_name("20261204151649-4d16796d") == "20261204151649-4d16796d"
