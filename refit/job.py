@@ -34,6 +34,7 @@ import fcntl
 import hashlib
 import json
 import math
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -315,7 +316,10 @@ def refit(settings: RefitSettings, ingest_labels: bool = True) -> Report:
     report = Report(run=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     try:
         with refit_lock(settings.model_store):
-            _run(settings, report, ingest_labels)
+            try:
+                _run(settings, report, ingest_labels)
+            finally:  # whatever the decision: the volume does not grow without bound
+                report.counts["deleted_versions"] = len(prune_versions(settings))
     except RefitBusy as exc:
         report.decision, report.reason = KEPT, str(exc)
     except Exception as exc:
@@ -353,6 +357,7 @@ def _run(s: RefitSettings, report: Report, ingest_labels: bool) -> None:
     from trainer.train import TrainConfig, fit
 
     store = LabelStore(s.label_store)
+    report.counts["expired_labels"] = store.prune(s.refit_label_window_days * 86400)
     try:
         if ingest_labels:
             with _timed(report, "ingest"):
@@ -411,6 +416,38 @@ def _run(s: RefitSettings, report: Report, ingest_labels: bool) -> None:
                 asyncio.run(announce(s, version, collection, served))
             except Exception as exc:  # the workers' alias poll picks the model up anyway
                 log.warning("ModelUpdated not published", error=repr(exc))
+
+
+def prune_versions(s: RefitSettings) -> list[str]:
+    """Delete the model versions beyond the newest ``refit_keep_versions`` (by their
+    manifest's creation time), never the served one, with their index collections. Run
+    under the job's lock; returns the versions deleted."""
+    from model.manifest import MANIFEST, checked_name
+    from stream.index import collection_name, version_of
+
+    versions = []
+    for folder in s.model_store.iterdir():
+        try:
+            name = checked_name(folder.name)
+            manifest = folder / MANIFEST
+            # the manifest's time has seconds; its file's, finer, orders exports in one second
+            created = (json.loads(manifest.read_text())["created"], manifest.stat().st_mtime_ns)
+        except (ValueError, OSError, KeyError):
+            continue  # not a version (reports, the label store, a half-written folder)
+        versions.append((created, name))
+    versions.sort(reverse=True)
+    with s.open_index() as index:
+        collection = index.resolve(s.index_alias)
+        served = version_of(collection) if collection else None
+        old = [v for _, v in versions[s.refit_keep_versions :] if v != served]
+        for version in old:
+            name = collection_name(version)
+            if index.exists(name):
+                index.drop(name)
+            shutil.rmtree(s.model_folder(version))
+    if old:
+        log.info("old model versions deleted", versions=old, kept=s.refit_keep_versions)
+    return old
 
 
 def write_report(s: RefitSettings, report: Report) -> Path:

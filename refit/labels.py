@@ -58,6 +58,14 @@ class LabelStore:
             )
             return self.db.total_changes - before
 
+    def prune(self, older_than_s: float) -> int:
+        """Delete the posts stored more than ``older_than_s`` seconds ago; returns how many."""
+        with self.db:
+            cursor = self.db.execute(
+                "DELETE FROM labeled_posts WHERE stored_at < ?", (time.time() - older_than_s,)
+            )
+        return cursor.rowcount
+
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM labeled_posts").fetchone()[0]
 

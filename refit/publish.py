@@ -35,7 +35,11 @@ def export_to_store(
     store.mkdir(parents=True, exist_ok=True)
     staging = store / ".staging"
     with exclusive(store / ".staging.lock"):  # `export` and a refit share the staging folder
-        shutil.rmtree(staging, ignore_errors=True)  # what a crashed export left behind
+        # what a killed export left behind: the staging folder and the temporary folders
+        # export_onnx fills before renaming them to it
+        for leftover in [staging, *store.glob(f".{staging.name}.*")]:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
         manifest = export_onnx(
             model, staging, quantize=quantize, reduce_range=reduce_range, locations=locations
         )

@@ -56,3 +56,13 @@ class RefitSettings(ServiceSettings):
     refit_trusted_format: str = Field("twitter-jsonl", description="Its reader format.")
     refit_trusted_max_drop: float = Field(0.0, ge=0, le=1)
     refit_announce: bool = Field(True, description="Publish ModelUpdated after a promotion.")
+    # What the job keeps on its volume, so that it does not grow without bound
+    refit_label_window_days: float = Field(
+        90.0, gt=0, description="Labels stored longer ago than this are deleted before a run."
+    )
+    refit_keep_versions: int = Field(
+        5,
+        ge=2,
+        description="Model versions (and their index collections) kept: the newest N and "
+        "the served one; older ones are deleted after each run.",
+    )

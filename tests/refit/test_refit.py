@@ -308,3 +308,83 @@ def test_names_that_would_become_paths_outside_are_refused(name, tmp_path):
     finally:
         index.close()
     assert checked_name("20261204151649-4d16796d") == "20261204151649-4d16796d"
+
+
+def test_labels_older_than_the_window_are_deleted(tmp_path):
+    store = LabelStore(tmp_path / "labels.sqlite")
+    store.add(label_events(2))
+    store.db.execute("UPDATE labeled_posts SET stored_at = stored_at - 100 * 86400")
+    store.db.commit()
+    store.add([labeled("fresh", "new post", *MEMPHIS, "u")])
+    assert store.prune(90 * 86400) == len(label_events(2))
+    assert [e.post.id for e in store.all()] == ["fresh"]
+    store.close()
+
+
+def test_old_versions_and_their_collections_are_deleted_the_served_one_kept(refit_settings):
+    import torch
+
+    from model import ContrastGeo
+    from refit.job import prune_versions
+    from refit.publish import export_to_store, index_version
+    from stream.index import collection_name
+    from tests.support.data import LOCATIONS
+
+    first = served(refit_settings)
+    model = ContrastGeo.load(refit_settings.model_folder(first) / "torch")
+    newer = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        with torch.no_grad():  # other weights: another version (its name hashes the encoder)
+            next(model.post_encoder.parameters()).add_(torch.randn(1).item())
+        version = export_to_store(model, refit_settings.model_store, LOCATIONS)
+        with refit_settings.open_index() as index:
+            index_version(refit_settings, index, version, switch=False)
+        newer.append(version)
+    # the first (served) version is the oldest: kept anyway; of the others, the newest 2
+    settings = refit_settings.model_copy(update={"refit_keep_versions": 2})
+    deleted = prune_versions(settings)
+    assert deleted == [newer[0]]
+    assert not settings.model_folder(newer[0]).exists()
+    with settings.open_index() as index:
+        assert not index.exists(collection_name(newer[0]))
+        assert index.exists(collection_name(first)) and index.exists(collection_name(newer[2]))
+    assert served(settings) == first and (settings.model_folder(first) / "torch").exists()
+
+
+@pytest.mark.slow
+def test_a_refit_killed_mid_export_leaves_nothing_that_breaks_the_next_run(
+    refit_settings, tmp_path
+):
+    import signal
+    import subprocess
+    import sys
+
+    from benchmarks.local import worker_env
+    from tests.support.service import wait_for
+
+    store = refit_settings.model_store
+    before = served(refit_settings)
+
+    def exporting() -> bool:
+        return any(p.is_dir() and "staging" in p.name for p in store.iterdir())
+
+    log = open(tmp_path / "refit.log", "wb")  # noqa: SIM115
+    job = subprocess.Popen(
+        [sys.executable, "-m", "contrastgeo", "refit", "--no-ingest"],
+        env=worker_env(refit_settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: exporting() or job.poll() is not None, "an export", 300, every=0.005)
+        job.send_signal(signal.SIGKILL)  # a real kill: no handler, no finally
+        assert job.wait() == -signal.SIGKILL, "the refit ended before it could be killed"
+    finally:
+        log.close()
+    assert exporting()  # it did die halfway through an export
+    assert served(refit_settings) == before  # the workers' model is untouched
+    report = refit(refit_settings, ingest_labels=False)
+    assert report.decision == PROMOTED, report.reason
+    assert not exporting()  # the leftovers are gone
+    assert served(refit_settings) == report.candidate_version
