@@ -2,8 +2,10 @@
 
 Consumes ``CONTRASTGEO_INPUT_TOPIC`` in the consumer group ``CONTRASTGEO_GROUP_ID``,
 serves the model version the index alias points to, and publishes geotagged, labeled and
-dead-letter events. Every setting is an environment variable (``stream/settings.py``);
-SIGTERM finishes the batch in hand, commits and stops.
+dead-letter events. Every setting is an environment variable (``stream/settings.py``).
+SIGTERM stops it: a batch in hand is left uncommitted (its outputs may be published
+already) and is read again by whichever worker takes its partition (at least once; the
+events' keys deduplicate).
 """
 
 from __future__ import annotations
