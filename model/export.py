@@ -4,7 +4,9 @@
 
     encoder.onnx        token ids + mask -> L2-normalized embedding (pooling and projection
                         inside the graph) and the last-layer token states
-    encoder.int8.onnx   the same, int8 dynamic quantization (optional; per-channel weights)
+    encoder.int8.onnx   the same, int8 dynamic quantization (optional; per-channel weights),
+                        of the graph fused by onnxruntime's transformer optimizer for the
+                        named encoders that say so (``optimize=False``: of the plain graph)
     location_encoder*.onnx   only when post and location encoders are not shared
     matcher.onnx        the matching head over a post and K candidates -> match log-odds
                         (vector fusion: from embeddings; cross-attention: from token states)
@@ -96,19 +98,27 @@ def _export_encoder(encoder: TextEncoder, path: Path) -> None:
     ids = torch.ones(2, 7, dtype=torch.long)
     mask = torch.ones(2, 7, dtype=torch.long)
     mask[1, 4:] = 0
-    _export(
-        EncoderGraph(encoder),
-        (ids, mask),
-        path,
-        ["input_ids", "attention_mask"],
-        ["embedding", "token_states"],
-        {
-            "input_ids": {0: "batch", 1: "sequence"},
-            "attention_mask": {0: "batch", 1: "sequence"},
-            "embedding": {0: "batch"},
-            "token_states": {0: "batch", 1: "sequence"},
-        },
-    )
+    # attention written out as matrix products (not SDPA), the pattern onnxruntime's
+    # transformer optimizer fuses; what it computes is the same
+    backbone = encoder.backbone
+    previous = backbone.config._attn_implementation
+    backbone.set_attn_implementation("eager")
+    try:
+        _export(
+            EncoderGraph(encoder),
+            (ids, mask),
+            path,
+            ["input_ids", "attention_mask"],
+            ["embedding", "token_states"],
+            {
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "embedding": {0: "batch"},
+                "token_states": {0: "batch", 1: "sequence"},
+            },
+        )
+    finally:
+        backbone.set_attn_implementation(previous)
 
 
 def _export_matcher(model: ContrastGeo, path: Path) -> bool:
@@ -152,6 +162,21 @@ def _export_matcher(model: ContrastGeo, path: Path) -> bool:
     return False  # token-level fusion: see the module doc
 
 
+def fuse(source: Path, target: Path, model_type: str, heads: int, hidden: int) -> bool:
+    """onnxruntime's transformer optimizer over an encoder graph: attention, embedding +
+    LayerNorm, bias + GELU and skip + LayerNorm become single fused operators (CPU and
+    CUDA kernels of onnxruntime). Quantizing the fused graph keeps attention fused (a
+    quantized plain graph cannot be fused at load time). Returns whether attention was
+    fused; the outputs are the plain graph's (``tests/model/test_export_fusion.py``)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(
+        str(source), model_type=model_type, num_heads=heads, hidden_size=hidden
+    )
+    optimized.save_model_to_file(str(target))
+    return optimized.get_fused_operator_statistics().get("Attention", 0) > 0
+
+
 def quantize_int8(
     source: Path,
     target: Path,
@@ -174,7 +199,30 @@ def quantize_int8(
         per_channel=per_channel,
         reduce_range=reduce_range,
         nodes_to_exclude=excluded,
+        # fused operators have no ONNX type inference: their outputs are float
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
+
+
+def _quantize_encoder(
+    folder: Path, name: str, model: ContrastGeo, fusion: str | None, reduce_range: bool, named
+) -> None:
+    """``<name>.int8.onnx`` from ``<name>.onnx``, fused first when ``fusion`` says how."""
+    plain = folder / f"{name}.onnx"
+    with tempfile.TemporaryDirectory() as scratch:
+        source = plain
+        if fusion:
+            backbone = model.post_encoder.backbone.config
+            fused = Path(scratch) / f"{name}.fused.onnx"
+            heads, hidden = backbone.num_attention_heads, backbone.hidden_size
+            if fuse(plain, fused, fusion, heads, hidden):
+                source = fused
+        quantize_int8(
+            source,
+            folder / f"{name}.int8.onnx",
+            reduce_range=reduce_range,
+            keep_fp32=named.int8_keep_fp32 if named else (),
+        )
 
 
 def export_onnx(
@@ -184,6 +232,7 @@ def export_onnx(
     reduce_range: bool = False,
     version: str | None = None,
     locations: Sequence[Location] | None = None,
+    optimize: bool = True,
 ) -> dict[str, Any]:
     """Write the graphs, tokenizer, config, the candidate ``locations`` (if given) and the
     manifest to ``folder`` (atomically: a temporary folder renamed into place). Returns the
@@ -199,14 +248,10 @@ def export_onnx(
             has_matcher = _export_matcher(model, tmp / "matcher.onnx")
         named = named_encoder(model.config.encoder.checkpoint)
         if quantize:
+            fusion = named.onnx_fusion if named and optimize else None
             for name in ("encoder", "location_encoder"):
                 if (tmp / f"{name}.onnx").exists():
-                    quantize_int8(
-                        tmp / f"{name}.onnx",
-                        tmp / f"{name}.int8.onnx",
-                        reduce_range=reduce_range,
-                        keep_fp32=named.int8_keep_fp32 if named else (),
-                    )
+                    _quantize_encoder(tmp, name, model, fusion, reduce_range, named)
         model.tokenizer.save_pretrained(tmp / "tokenizer")
         (tmp / "config.json").write_text(model.config.to_json())
         if locations:

