@@ -51,9 +51,12 @@ def measure_serving(
         torch.set_num_threads(threads)
     export_onnx(model, workdir / "export", locations=locations)
     export_onnx(model, workdir / "export-rr", locations=locations, reduce_range=True)
+    # the previous export: int8 quantized from the plain graph (no transformer fusions)
+    export_onnx(model, workdir / "export-unfused", locations=locations, optimize=False)
     variants = {
         "onnx-fp32": (workdir / "export", "fp32"),
         "onnx-int8": (workdir / "export", "int8"),
+        "onnx-int8-unfused (previous)": (workdir / "export-unfused", "int8"),
         "onnx-int8-reduce-range": (workdir / "export-rr", "int8"),
     }
     served: dict[str, tuple[OnnxModel, EdgeIndex]] = {}
@@ -102,7 +105,10 @@ def measure_serving(
     base = runs["pytorch-eager"]["posts_per_s"]
     for r in runs.values():
         r["speed_vs_pytorch"] = r["posts_per_s"] / base
+    from benchmarks import cpu_description
+
     return {
+        "cpu": cpu_description(),
         "posts": len(posts),
         "locations": len(locations),
         "batch_size": batch,
@@ -118,7 +124,8 @@ def measure_serving(
 def speed_markdown(results: dict[str, Any]) -> str:
     lines = [
         f"{results['posts']} posts, {results['locations']} locations, batch "
-        f"{results['batch_size']}, {results['threads']} threads",
+        f"{results['batch_size']}, {results['threads']} threads; CPU: "
+        f"{results.get('cpu', 'not recorded')}",
         "",
         "| path | posts/s | × PyTorch | batch p50 ms | p95 ms | p99 ms | Acc@1 (%) |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -13,7 +13,7 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
     gold = np.repeat(np.arange(len(LOCATIONS)), 3)
     results = measure_serving(model, LOCATIONS, posts, gold, tmp_path, batch=4)
     runs = results["runs"]
-    assert len(runs) == 8 and results["posts"] == 15
+    assert len(runs) == 10 and results["posts"] == 15
     assert runs["pytorch-eager"]["speed_vs_pytorch"] == 1.0
     # Same answers from the same weights: ONNX fp32 matches PyTorch with and without rerank.
     assert runs["onnx-fp32"]["acc@1"] == runs["pytorch-eager"]["acc@1"]
@@ -21,7 +21,9 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
     assert all(
         r["posts_per_s"] > 0 and r["batch_ms_p99"] >= r["batch_ms_p50"] for r in runs.values()
     )
-    assert "| onnx-int8 |" in speed_markdown(results)
+    text = speed_markdown(results)
+    assert "| onnx-int8 |" in text and "| onnx-int8-unfused (previous) |" in text
+    assert "CPU: " in text and "flags" in results["cpu"]
 
 
 def test_scale_bench_serves_each_index_size_from_the_models_locations_up(make_model, tmp_path):
