@@ -71,6 +71,7 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
         for name in (settings.geotagged_topic, settings.labeled_topic, settings.dead_letter_topic)
     }
     app.output_topics = outputs  # type: ignore[attr-defined]
+    in_flight = InFlight()
 
     async def deliver(messages: list[Message]) -> None:
         """Outputs made and acknowledged by the broker, however many tries it takes."""
@@ -110,12 +111,26 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
                 )
                 for e in events
             ]
-            hold(events)
-            await deliver(messages)
-            release(events)
-            for event in events:
-                await stream.ack(event)
-            await app.consumer.commit()
+            async with in_flight:
+                hold(events)
+                await deliver(messages)
+                release(events)
+                for event in events:
+                    await stream.ack(event)
+                await app.consumer.commit()
+
+    @app.on_partitions_revoked.connect
+    async def finish_batch_in_flight(app, revoked, **kwargs) -> None:
+        """A rebalance takes partitions away: let the batch being delivered be delivered
+        and committed first (at most ``rebalance_wait_s``; default half the session
+        timeout), so that the new owner starts after it instead of processing it again.
+        faust's own wait sees held batches as acked and does not wait for them."""
+        if not await in_flight.wait_idle(settings.rebalance_wait()):
+            log.warning(
+                "rebalance: a batch is still being delivered; its partitions move on and "
+                "it may be processed twice",
+                waited_s=settings.rebalance_wait(),
+            )
 
     @app.task
     async def load_model() -> None:
@@ -155,6 +170,29 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
         return self.text(geotagger.metrics.render().decode(), content_type=PROMETHEUS_TEXT)
 
     return app
+
+
+class InFlight:
+    """Whether a batch is being delivered and committed: ``async with in_flight`` around
+    it, ``await in_flight.wait_idle(timeout)`` to wait for it to end."""
+
+    def __init__(self) -> None:
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def __aenter__(self) -> None:
+        self._idle.clear()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """True when no batch is in flight (now or within ``timeout`` seconds)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 def hold(events) -> None:

@@ -152,6 +152,13 @@ class WorkerSettings(ServiceSettings):
     group_id: str = Field("contrastgeo-worker", description="Consumer group of the workers.")
     take_max: int = Field(64, ge=1, description="Posts per batch at most.")
     take_within_s: float = Field(0.5, gt=0, description="Flush a partial batch after this.")
+    rebalance_wait_s: float | None = Field(
+        None,
+        ge=0,
+        description="On a rebalance, wait this long at most for the batch being delivered "
+        "to be committed before its partitions move; below the session and rebalance "
+        "timeouts (default: half the smaller).",
+    )
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
 
     # --- input rules
@@ -193,6 +200,20 @@ class WorkerSettings(ServiceSettings):
     web_host: str = Field("127.0.0.1", description="Health/metrics endpoints bind here.")
     web_port: int = Field(6066, ge=1, le=65535)
     data_dir: Path = Field(Path("runs/worker"), description="faust's local state folder.")
+
+    def rebalance_wait(self) -> float:
+        limit = min(self.session_timeout_s, self.rebalance_timeout_s)
+        return limit / 2 if self.rebalance_wait_s is None else self.rebalance_wait_s
+
+    @model_validator(mode="after")
+    def _rebalance_wait_fits(self) -> WorkerSettings:
+        limit = 0.9 * min(self.session_timeout_s, self.rebalance_timeout_s)
+        if self.rebalance_wait() > limit:
+            raise ValueError(
+                f"rebalance_wait_s={self.rebalance_wait_s} must stay below 0.9 x the session "
+                f"and rebalance timeouts ({limit:.1f} s): the group would drop the worker"
+            )
+        return self
 
     @model_validator(mode="after")
     def _dead_letters_fit(self) -> WorkerSettings:

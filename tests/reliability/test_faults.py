@@ -98,6 +98,60 @@ def test_one_of_two_workers_killed_mid_stream(broker, served, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_worker_joining_then_one_leaving_mid_stream_loses_nothing(broker, served, tmp_path):
+    """Two rebalances while posts flow: a second worker joins, then the first is stopped
+    (SIGTERM). Every input gets an outcome; the join duplicates nothing (the first worker
+    finishes and commits its batch in flight before its partitions move); the leave
+    replays at most the batch the stopped worker held (left uncommitted by design)."""
+    tweets = real_tweets(1200)
+    settings = stream_settings(broker, tmp_path, **served)
+    feeder = Feeder(settings, tweets, rate=120)
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    shutil.copytree(served["index_path"], tmp_path / "second-index")
+    second_settings = settings.model_copy(
+        update={"web_port": free_port(), "index_path": tmp_path / "second-index"}
+    )
+    first = start_worker(settings, logs[0])
+    second = None
+    try:
+        wait_for(
+            lambda: json.loads(worker_http(settings, "/readyz") or "{}").get("ready"),
+            "the first worker ready",
+            timeout=90,
+            alive=lambda: first.poll() is None,
+        )
+        feeder.start()
+        wait_for(lambda: '"event": "batch"' in logs[0].read_text(), "a first batch", 90)
+        second = start_worker(second_settings, logs[1])  # joins: a rebalance mid-stream
+        wait_for(
+            lambda: logs[1].exists() and '"event": "batch"' in logs[1].read_text(),
+            "the second worker working",
+            timeout=90,
+            alive=lambda: second.poll() is None,
+        )
+        joined_at = Outputs(settings).wait(lambda o: True, at_least=3).input_refs()
+        assert stop_worker(first) == 0  # leaves: the second rebalance
+        feeder.join()
+        outputs = Outputs(settings).wait(
+            lambda o: set(o.input_refs()) >= set(feeder.refs),
+            timeout=180,
+            alive=lambda: second.poll() is None,
+        )
+    finally:
+        if feeder.is_alive():
+            feeder.join()
+        stop_worker(first)
+        if second is not None:
+            stop_worker(second)
+    counts = Counter(outputs.input_refs())
+    assert set(counts) == set(feeder.refs)  # nothing lost, no offset skipped
+    duplicates = sum(n - 1 for n in counts.values())
+    assert duplicates <= settings.take_max  # the stopped worker's batch at most
+    assert sum(n - 1 for n in Counter(joined_at).values()) == 0  # the join duplicated nothing
+    assert "may be processed twice" not in logs[0].read_text()  # waited long enough
+
+
+@pytest.mark.slow
 def test_a_poisoned_batch_loses_nothing_and_commits_only_what_has_an_outcome(
     broker, served, tmp_path
 ):

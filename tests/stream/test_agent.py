@@ -139,3 +139,58 @@ def test_a_failed_batch_is_retried_and_a_stopped_one_never_acked(served, tmp_pat
     assert calls == ["send", "commit"]  # the retried batch delivered, then committed
     assert len(acked) == 1  # the stopped batch was never acked
     assert "contrastgeo_batch_failures_total 1.0" in app.geotagger.metrics.render().decode()
+
+
+def test_a_rebalance_waits_for_the_batch_in_flight_to_be_committed(served, tmp_path):
+    """Partitions revoked while a batch's outputs are still being delivered: the revocation
+    (faust's ``on_partitions_revoked`` signal, which faust awaits before the partitions
+    move) completes only after that batch is delivered and committed, so that the new
+    owner does not process it again."""
+    settings = WorkerSettings(
+        **served,
+        data_dir=tmp_path / "worker",
+        broker="kafka://127.0.0.1:1",
+        take_within_s=0.05,
+        session_timeout_s=30.0,
+        rebalance_timeout_s=30.0,  # rebalance_wait_s: 15 s by default
+    )
+    app = create_app(settings)
+    app.finalize()
+    app.conf.store = "memory://"
+    calls: list = []
+    broker_acks = asyncio.Event()  # set: the broker acknowledges the sends
+
+    for topic in app.output_topics.values():
+
+        async def send(key, value, force):
+            calls.append("send")
+            done = asyncio.get_running_loop().create_future()
+
+            async def acknowledge():
+                await broker_acks.wait()
+                done.set_result(None)
+
+            asyncio.get_running_loop().create_task(acknowledge())
+            return done
+
+        topic.send = AsyncMock(side_effect=send)
+
+    async def go():
+        await app.geotagger.wait_for_model()
+        app.consumer.commit = AsyncMock(side_effect=lambda: calls.append("commit"))
+        async with app.agents["geotag"].test_context() as agent:
+            await agent.put(json.dumps({"id": "p", "text": "hello"}).encode(), key=None)
+            for _ in range(200):
+                if "send" in calls:
+                    break
+                await asyncio.sleep(0.05)
+            revocation = asyncio.create_task(app.on_partitions_revoked.send(set()))
+            for _ in range(10):  # the revocation keeps waiting while the batch is in flight
+                await asyncio.sleep(0.05)
+                assert not revocation.done()
+            broker_acks.set()
+            await revocation
+            assert calls[-1] == "commit"  # the batch was committed before it returned
+        app.geotagger.close()
+
+    asyncio.run(go())
