@@ -194,3 +194,59 @@ def test_a_rebalance_waits_for_the_batch_in_flight_to_be_committed(served, tmp_p
         app.geotagger.close()
 
     asyncio.run(go())
+
+
+def test_failed_deliveries_turn_the_worker_unready_and_count_nothing(served, tmp_path):
+    """The broker refuses every output (predictions all succeed): after unready_after_s of
+    failed deliveries /readyz's readiness is false, and no input is counted while its
+    outputs are undelivered; once the broker takes them, ready again and counted once."""
+    settings = WorkerSettings(
+        **served,
+        data_dir=tmp_path / "worker",
+        broker="kafka://127.0.0.1:1",
+        take_within_s=0.05,
+        retry_max_s=0.05,
+        unready_after_s=1.0,  # longer than any one wait between tries (0.5 s at most)
+    )
+    app = create_app(settings)
+    app.finalize()
+    app.conf.store = "memory://"
+    broker_up = False
+
+    for topic in app.output_topics.values():
+
+        async def send(key, value, force):
+            if not broker_up:
+                raise ConnectionError("the broker refuses the record")
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+        topic.send = AsyncMock(side_effect=send)
+
+    def metric(name: str) -> str:
+        text = app.geotagger.metrics.render().decode()
+        return next(line for line in text.splitlines() if line.startswith(name))
+
+    async def go():
+        nonlocal broker_up
+        await app.geotagger.wait_for_model()
+        app.consumer.commit = AsyncMock()
+        async with app.agents["geotag"].test_context() as agent:
+            await agent.put(json.dumps({"id": "p", "text": "hello"}).encode(), key=None)
+            for _ in range(400):
+                if not app.geotagger.ready:
+                    break
+                await asyncio.sleep(0.05)
+            assert not app.geotagger.ready  # deliveries failing: not ready
+            assert metric("contrastgeo_posts_in_total") == "contrastgeo_posts_in_total 0.0"
+            broker_up = True
+            for _ in range(400):
+                if app.geotagger.ready:
+                    break
+                await asyncio.sleep(0.05)
+            assert app.geotagger.ready
+            assert metric("contrastgeo_posts_in_total") == "contrastgeo_posts_in_total 1.0"
+        app.geotagger.close()
+
+    asyncio.run(go())
