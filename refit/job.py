@@ -202,7 +202,7 @@ def select(posts: Sequence[Any], served: Sequence[Location], s: RefitSettings) -
     train, holdout = [], []
     for location_id in sorted(by_location):
         items = per_user_capped(by_location[location_id], s.refit_max_labels_per_user)
-        held = [p for p in items if held_out_user(p, s.refit_holdout)]
+        held = [p for p in items if held_out_user(p, s.refit_holdout)][: s.refit_gate_max_posts]
         rest = [p for p in items if not held_out_user(p, s.refit_holdout)]
         holdout += [Example(p, index[location_id]) for p in held]
         keep = s.refit_max_shots if location_id in refit_ids else s.refit_replay_per_location

@@ -42,6 +42,9 @@ class RefitSettings(ServiceSettings):
         description="Labels one user gives one place, at most, in training and in the gate "
         "(posts without a user id count as one user).",
     )
+    refit_gate_max_posts: int = Field(
+        50, ge=1, description="Held-out posts of one place, at most, in the gate."
+    )
     refit_gate_min_posts: int = Field(
         5, ge=1, description="Held-out posts a refit place needs before its gain counts."
     )

@@ -4,6 +4,7 @@ and crashes at each step (the served model keeps serving; the next run finishes)
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -94,6 +95,10 @@ def test_select_finds_new_and_sparse_locations_and_holds_users_out(tiny_store):
     shuffled = random.Random(0).sample(posts, len(posts))
     again = select(shuffled, LOCATIONS, settings)
     assert {ex.post.id for ex in again.holdout} == {ex.post.id for ex in data.holdout}
+    # one place weighs at most refit_gate_max_posts held-out posts in the gate
+    capped = select(posts, LOCATIONS, settings.model_copy(update={"refit_gate_max_posts": 3}))
+    per_place = Counter(ex.location for ex in capped.holdout)
+    assert max(per_place.values()) == 3 < max(Counter(ex.location for ex in data.holdout).values())
 
 
 def test_select_labels_with_the_catalogue_file_it_is_given(tmp_path):
