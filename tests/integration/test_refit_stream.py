@@ -91,6 +91,9 @@ def test_refit_promotes_a_better_model_to_a_running_worker(broker, tmp_path):
             refit_group_id=f"{settings.group_id}-refit",
             refit_countries=("US",),
             refit_steps=20,
+            # 10 labels a city, one per user: about 2 or 3 of them are held out per city
+            refit_gate_min_posts=2,
+            refit_gate_min_users=2,
         )
         report = refit(refit_settings)
         assert report.decision == PROMOTED, report.reason
