@@ -4,10 +4,8 @@ the refit job, so that every path publishes a model the same way."""
 
 from __future__ import annotations
 
-import fcntl
 import shutil
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ def export_to_store(
     The PyTorch checkpoint goes along in ``torch/`` (the refit job warm-starts from it; the
     workers never read it). The export is complete before it appears under its version's
     name."""
+    from model.conversion.cache import exclusive
     from model.export import export_onnx
     from model.manifest import checked_name, checksums, write_manifest
 
@@ -53,17 +52,6 @@ def export_to_store(
         version = checked_name(manifest["model_version"])
         staging.rename(store / version)
     return version
-
-
-@contextmanager
-def exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (waiting for it)."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def index_version(

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,7 +62,8 @@ def is_intact(folder: Path) -> bool:
 
 
 @contextmanager
-def _locked(path: Path):
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made if missing), waiting for it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -86,7 +87,7 @@ def converted(
     folder = root / f"{name}-{digest.hexdigest()[:16]}"
     if folder in _verified:
         return folder
-    with _locked(root / f".{name}.lock"):
+    with exclusive(root / f".{name}.lock"):
         if not is_intact(folder):
             if folder.exists():
                 log.warning("converted encoder damaged; converting again", folder=str(folder))
