@@ -146,6 +146,10 @@ def test_a_worker_joining_then_one_leaving_mid_stream_loses_nothing(broker, serv
     counts = Counter(outputs.input_refs())
     assert set(counts) == set(feeder.refs)  # nothing lost, no offset skipped
     duplicates = sum(n - 1 for n in counts.values())
+    logging.getLogger(__name__).warning(
+        f"join then leave: 0 of {len(tweets)} lost, {duplicates} duplicate outcomes "
+        f"({sum(n - 1 for n in Counter(joined_at).values())} before the leave)"
+    )
     assert duplicates <= settings.take_max  # the stopped worker's batch at most
     assert sum(n - 1 for n in Counter(joined_at).values()) == 0  # the join duplicated nothing
     assert "may be processed twice" not in logs[0].read_text()  # waited long enough
