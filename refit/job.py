@@ -319,7 +319,10 @@ def refit(settings: RefitSettings, ingest_labels: bool = True) -> Report:
             try:
                 _run(settings, report, ingest_labels)
             finally:  # whatever the decision: the volume does not grow without bound
-                report.counts["deleted_versions"] = len(prune_versions(settings))
+                try:
+                    report.counts["deleted_versions"] = len(prune_versions(settings))
+                except Exception as exc:  # never hides the run's own outcome or error
+                    log.error("old versions not deleted", error=f"{type(exc).__name__}: {exc}")
     except RefitBusy as exc:
         report.decision, report.reason = KEPT, str(exc)
     except Exception as exc:
