@@ -14,16 +14,24 @@ from stream.app import create_app
 from stream.settings import WorkerSettings
 
 
-def test_the_agent_publishes_a_batch_then_commits(served, tmp_path):
+def agent_app(served, tmp_path, **overrides):
+    """Worker settings on the served model (a broker that is never contacted: the sinks and
+    the commit are mocks) and the faust app built from them, ready for a test context."""
     settings = WorkerSettings(
-        **served,
-        data_dir=tmp_path / "worker",
-        broker="kafka://127.0.0.1:1",  # never contacted: the sinks and the commit are mocks
-        take_within_s=0.05,
+        **served, data_dir=tmp_path / "worker", broker="kafka://127.0.0.1:1", **overrides
     )
     app = create_app(settings)
     app.finalize()
     app.conf.store = "memory://"
+    return settings, app
+
+
+def test_the_agent_publishes_a_batch_then_commits(served, tmp_path):
+    settings, app = agent_app(
+        served,
+        tmp_path,
+        take_within_s=0.05,
+    )
     calls: list[tuple] = []
 
     def sink(topic):
@@ -76,16 +84,12 @@ def test_a_failed_batch_is_retried_and_a_stopped_one_never_acked(served, tmp_pat
     """process() fails once (say the broker refused the outputs): the same batch is made
     again and committed only after its outputs are delivered. An agent stopped mid-batch
     leaves that batch unacked, so no commit can pass it."""
-    settings = WorkerSettings(
-        **served,
-        data_dir=tmp_path / "worker",
-        broker="kafka://127.0.0.1:1",
+    _settings, app = agent_app(
+        served,
+        tmp_path,
         take_within_s=0.05,
         retry_max_s=0.05,
     )
-    app = create_app(settings)
-    app.finalize()
-    app.conf.store = "memory://"
     calls: list = []
     for topic in app.output_topics.values():
 
@@ -146,17 +150,13 @@ def test_a_rebalance_waits_for_the_batch_in_flight_to_be_committed(served, tmp_p
     (faust's ``on_partitions_revoked`` signal, which faust awaits before the partitions
     move) completes only after that batch is delivered and committed, so that the new
     owner does not process it again."""
-    settings = WorkerSettings(
-        **served,
-        data_dir=tmp_path / "worker",
-        broker="kafka://127.0.0.1:1",
+    _settings, app = agent_app(
+        served,
+        tmp_path,
         take_within_s=0.05,
         session_timeout_s=30.0,
         rebalance_timeout_s=30.0,  # rebalance_wait_s: 15 s by default
     )
-    app = create_app(settings)
-    app.finalize()
-    app.conf.store = "memory://"
     calls: list = []
     broker_acks = asyncio.Event()  # set: the broker acknowledges the sends
 
@@ -200,17 +200,13 @@ def test_failed_deliveries_turn_the_worker_unready_and_count_nothing(served, tmp
     """The broker refuses every output (predictions all succeed): after unready_after_s of
     failed deliveries /readyz's readiness is false, and no input is counted while its
     outputs are undelivered; once the broker takes them, ready again and counted once."""
-    settings = WorkerSettings(
-        **served,
-        data_dir=tmp_path / "worker",
-        broker="kafka://127.0.0.1:1",
+    _settings, app = agent_app(
+        served,
+        tmp_path,
         take_within_s=0.05,
         retry_max_s=0.05,
         unready_after_s=1.0,  # longer than any one wait between tries (0.5 s at most)
     )
-    app = create_app(settings)
-    app.finalize()
-    app.conf.store = "memory://"
     broker_up = False
 
     for topic in app.output_topics.values():
