@@ -39,7 +39,6 @@ def local_service(model_dir: Path, **overrides: Any) -> Iterator[tuple[WorkerSet
             session_timeout_s=2.0,
             heartbeat_interval_s=0.3,
             rebalance_timeout_s=2.0,
-            take_within_s=0.2,
             **overrides,
         )
         locations = load_locations(model_dir / "locations.jsonl")

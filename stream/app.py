@@ -1,13 +1,14 @@
 """The faust application: the geotagging agent, model reloads and the HTTP endpoints.
 
-The agent is a thin loop: take a batch of raw messages, let ``Geotagger.process`` turn it
-into outputs, publish them and wait until the broker has every one, then ack the batch and
-commit its offsets. A crash before the commit replays at most that batch, with the same
-output keys (at-least-once; consumers deduplicate by key).
+The agent is a thin loop: take a batch of raw messages (what arrived while the previous
+batch was processed, at most ``take_max``: ``stream/batching.py``), let
+``Geotagger.process`` turn it into outputs, publish them and wait until the broker has
+every one, then ack the batch and commit its offsets. A crash before the commit replays at
+most that batch, with the same output keys (at-least-once; consumers deduplicate by key).
 
 A batch whose outputs cannot be made or delivered (the broker unreachable, a bug) is retried
 with backoff, never skipped. A batch is held out of faust's commits until its outputs are
-delivered (``hold``/``release``): ``take_events`` acks whatever it handed out when the stream
+delivered (``hold``/``release``): ``take_batches`` acks whatever it handed out when the stream
 stops, which would otherwise commit, at shutdown, inputs that have no outcome.
 
 Every worker follows model updates: a ``ModelUpdated`` event (read by each worker outside
@@ -27,6 +28,7 @@ import faust
 import structlog
 
 from stream import kafka
+from stream.batching import take_batches
 from stream.geotagger import Backoff, Geotagger
 from stream.routing import Message
 from stream.settings import MAX_REQUEST_BYTES, WorkerSettings
@@ -100,7 +102,7 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
 
     @app.agent(posts, name="geotag")
     async def geotag(stream):
-        async for events in stream.take_events(settings.take_max, within=settings.take_within_s):
+        async for events in take_batches(stream, settings.take_max):
             messages = [
                 Message(
                     e.message.topic,
@@ -197,7 +199,7 @@ class InFlight:
 
 def hold(events) -> None:
     """Keep a batch out of faust's commits while its outputs are made: marked acked without
-    telling the consumer, the ack that ``take_events`` gives each event when the stream
+    telling the consumer, the ack that ``take_batches`` gives each event when the stream
     stops (it closes the generator *before* it cancels the agent) does nothing, and the
     partition's committed offset stays before the batch until ``release``."""
     for event in events:

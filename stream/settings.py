@@ -150,8 +150,12 @@ class WorkerSettings(ServiceSettings):
 
     # --- consuming
     group_id: str = Field("contrastgeo-worker", description="Consumer group of the workers.")
-    take_max: int = Field(64, ge=1, description="Posts per batch at most.")
-    take_within_s: float = Field(0.5, gt=0, description="Flush a partial batch after this.")
+    take_max: int = Field(
+        64,
+        ge=1,
+        description="Posts per batch at most: a batch is what arrived while the previous one "
+        "was processed, taken as soon as the encoder is free (no wait to fill it).",
+    )
     rebalance_wait_s: float | None = Field(
         None,
         ge=0,

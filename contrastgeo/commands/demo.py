@@ -143,7 +143,6 @@ def run(args: argparse.Namespace) -> int:
                 "session_timeout_s": 2.0,
                 "heartbeat_interval_s": 0.3,
                 "rebalance_timeout_s": 2.0,
-                "take_within_s": 0.2,
             }
         )
         ensure_topics_sync(settings)

@@ -75,7 +75,6 @@ def stream_settings(broker: EmbeddedBroker, tmp_path: Path, **overrides) -> Work
         heartbeat_interval_s=0.3,
         rebalance_timeout_s=2.0,
         take_max=16,
-        take_within_s=0.2,
         web_port=free_port(),
         data_dir=tmp_path / "worker",
     )
