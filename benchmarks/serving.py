@@ -2,6 +2,8 @@
 
 - ``measure_serving``: PyTorch eager vs ONNX fp32 vs ONNX int8, with and without the rerank
   stage, over the model's own locations;
+- ``profile_stages``: where a served batch spends its time (parse and route, tokenize, the
+  ONNX session, the index query, the rerank, the rest of the prediction, the output events);
 - ``measure_scales``: the served path (ONNX, top k from Qdrant's engine, rerank) over
   indexes of growing size, e.g. 30, 7,500 (a country's catalogue) and 50,000 places (the
   world's towns), as ratios to the smallest.
@@ -10,7 +12,9 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +25,14 @@ from tqdm.auto import tqdm
 from model.contrastgeo import ContrastGeo
 from model.export import export_onnx
 from model.prompts import Location
+from schemas.posts import Post
+from stream.geotagger import geotagged_event
 from stream.index import ALIAS, EdgeIndex, collection_name
 from stream.predictor import Predictor
 from stream.prototypes import build_collection, upsert_prototypes
+from stream.routing import Message, Rules, route
 from stream.runtime import OnnxModel
+from stream.settings import WorkerSettings
 
 
 def _time(fn: Callable[[list[Any]], list[str]], posts: Sequence[Any], batch: int):
@@ -100,6 +108,9 @@ def measure_serving(
             "batch_ms_p99": 1000 * float(np.percentile(seconds, 99)),
             "acc@1": float(np.mean([p == g for p, g in zip(predicted, gold_ids, strict=True)])),
         }
+    folder, precision = variants["onnx-int8"]
+    profiled = OnnxModel(folder, precision=precision, threads=threads, batch_size=batch)
+    stages = profile_stages(profiled, served["onnx-int8"][1], posts, batch)
     for _, index in served.values():
         index.close()
     base = runs["pytorch-eager"]["posts_per_s"]
@@ -118,7 +129,101 @@ def measure_serving(
             name: runs[f"{name}, no rerank"]["posts_per_s"] / runs[name]["posts_per_s"]
             for name in ("pytorch-eager", *variants)
         },
+        "stages": stages,
     }
+
+
+class StageClock:
+    """Seconds spent in each named stage, summed over calls."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def timed(self, stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - start
+
+        return call
+
+
+class _Proxy:
+    """``target`` with one method replaced (the others are the target's own)."""
+
+    def __init__(self, target: Any, **methods: Callable[..., Any]) -> None:
+        self._target = target
+        self.__dict__.update(methods)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+def profile_stages(
+    onnx: OnnxModel, index: EdgeIndex, posts: Sequence[Any], batch: int
+) -> dict[str, Any]:
+    """Milliseconds per batch of ``batch`` posts in each stage of the served path, by timing
+    the worker's own code (its tokenizer, ONNX session, index query and matcher are wrapped
+    with a clock; ``onnx`` is changed so, use one made for this). The posts go in as post
+    JSON; producing to the broker is not here (``stream-bench`` measures it end to end)."""
+    clock = StageClock()
+    onnx.tokenizer = clock.timed("tokenize", onnx.tokenizer)
+    session = onnx.post_session
+    onnx.post_session = _Proxy(session, run=clock.timed("ONNX encoder", session.run))
+    onnx.match = clock.timed("rerank (TLM matcher)", onnx.match)
+    queried = _Proxy(index, query=clock.timed("index query (top k)", index.query))
+    predictor = Predictor(onnx, queried)
+    rules = Rules.of(WorkerSettings())
+    payloads = [
+        (Post(id=str(i), text=post) if isinstance(post, str) else post).model_dump_json().encode()
+        for i, post in enumerate(posts)
+    ]
+    predict = clock.timed("predict", predictor.predict)
+    serialize = clock.timed(
+        "output events (build + JSON)",
+        lambda routed, predictions, now: [
+            geotagged_event(m, p, pred, now).to_bytes()
+            for (m, p), pred in zip(routed, predictions, strict=True)
+        ],
+    )
+    parse = clock.timed("parse + route", route)
+    batches = 0
+    for s in range(0, len(payloads), batch):
+        messages = [
+            Message("bench", 0, s + i, None, v) for i, v in enumerate(payloads[s : s + batch])
+        ]
+        now = datetime.now(UTC)
+        routed = parse(messages, rules, now).to_predict
+        predictions = predict([p for _, p in routed])
+        serialize(routed, predictions, now)
+        batches += 1
+    seconds = dict(clock.seconds)
+    measured = ("tokenize", "ONNX encoder", "index query (top k)", "rerank (TLM matcher)")
+    seconds["rest of predict (texts, sort, candidates)"] = seconds.pop("predict") - sum(
+        seconds.get(stage, 0.0) for stage in measured
+    )
+    total = sum(seconds.values())
+    return {
+        "batches": batches,
+        "batch_size": batch,
+        "ms_per_batch": {k: 1000 * v / batches for k, v in seconds.items()},
+        "share": {k: v / total for k, v in seconds.items()},
+    }
+
+
+def stages_markdown(profile: dict[str, Any]) -> str:
+    lines = [
+        f"Where a served batch ({profile['batch_size']} posts, ONNX int8, rerank on) spends its "
+        f"time, {profile['batches']} batches:",
+        "",
+        "| stage | ms per batch | share |",
+        "|---|---:|---:|",
+    ]
+    for stage, ms in sorted(profile["ms_per_batch"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {stage} | {ms:.1f} | {100 * profile['share'][stage]:.0f}% |")
+    return "\n".join(lines) + "\n"
 
 
 def speed_markdown(results: dict[str, Any]) -> str:
@@ -138,6 +243,8 @@ def speed_markdown(results: dict[str, Any]) -> str:
         )
     overhead = ", ".join(f"{k} {v:.2f}×" for k, v in results["rerank_overhead"].items())
     lines += ["", f"Rerank cost (throughput without / with the rerank stage): {overhead}."]
+    if "stages" in results:
+        lines += ["", stages_markdown(results["stages"])]
     return "\n".join(lines) + "\n"
 
 

@@ -21,8 +21,23 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
     assert all(
         r["posts_per_s"] > 0 and r["batch_ms_p99"] >= r["batch_ms_p50"] for r in runs.values()
     )
+    # the stage profile times the served path's own parts, every batch through each
+    stages = results["stages"]
+    assert stages["batches"] == 4 and stages["batch_size"] == 4
+    assert set(stages["ms_per_batch"]) == {
+        "parse + route",
+        "tokenize",
+        "ONNX encoder",
+        "index query (top k)",
+        "rerank (TLM matcher)",
+        "rest of predict (texts, sort, candidates)",
+        "output events (build + JSON)",
+    }
+    assert all(ms > 0 for ms in stages["ms_per_batch"].values())
+    assert sum(stages["share"].values()) == pytest.approx(1.0)
     text = speed_markdown(results)
     assert "| onnx-int8 |" in text and "| onnx-int8-unfused (previous) |" in text
+    assert "| ONNX encoder |" in text
     assert "CPU: " in text and "flags" in results["cpu"]
 
 
