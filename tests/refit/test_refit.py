@@ -177,6 +177,47 @@ def test_a_refit_scores_both_models_on_the_trusted_file(refit_settings, tmp_path
     assert report.decision in (PROMOTED, KEPT)
 
 
+def test_fabricated_labels_from_many_fake_users_are_not_promoted(served, tmp_path):
+    """The attack the gate's caps cannot stop alone: 40 fake accounts, two labels each (the
+    per-user cap), tag "memphis" posts at Little Rock. They train the candidate and, agreeing
+    with each other, pass its held-out check; the trusted file (Memphis posts the operators
+    vouch for) is what keeps the served model. Without it the same labels are promoted,
+    the limit docs/reliability.md states."""
+    lat, lon = NEW["Little Rock"]
+    fabricated = [
+        labeled(f"fake{u}-{n}", f"memphis post {u} {n}", lat, lon, user=f"fake{u}")
+        for u in range(40)
+        for n in range(2)
+    ]
+    store = LabelStore(tmp_path / "labels.sqlite")
+    honest = [e for e in label_events(8) if not e.post.id.startswith("Mem")]  # Knoxville's
+    store.add([*honest, *fabricated])
+    store.close()
+    trusted = tmp_path / "trusted.jsonl"
+    m_lat, m_lon = MEMPHIS
+    rows = [
+        {"id": f"t{i}", "text": f"memphis post {i}", "lat": m_lat, "lon": m_lon} for i in range(16)
+    ]
+    trusted.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    settings = RefitSettings(
+        **served,
+        label_store=tmp_path / "labels.sqlite",
+        refit_countries=("US",),
+        refit_steps=60,
+        refit_announce=False,
+        refit_trusted_eval=trusted,
+        refit_trusted_format="jsonl",
+    )
+    before = served_version(settings)
+    guarded = refit(settings, ingest_labels=False)
+    assert guarded.decision == KEPT, (guarded.reason, guarded.current, guarded.candidate)
+    assert "trusted file drops" in guarded.reason
+    assert guarded.candidate["holdout_refit"] >= settings.refit_gate_min_posts
+    assert served_version(settings) == before
+    unguarded = refit(settings.model_copy(update={"refit_trusted_eval": None}), ingest_labels=False)
+    assert unguarded.decision == PROMOTED, unguarded.reason
+
+
 def test_the_gate():
     s = RefitSettings(refit_max_overall_drop=0.01, refit_min_gain=0.05)
     current = {"acc@1": 0.5, "acc@1_refit": 0.2, "holdout_refit": 10}
@@ -217,7 +258,7 @@ def refit_settings(served, tmp_path) -> RefitSettings:
     )
 
 
-def served(settings) -> str:
+def served_version(settings) -> str:
     index = EdgeIndex(settings.index_path)
     try:
         return version_of(index.resolve(settings.index_alias))
@@ -234,7 +275,7 @@ def served(settings) -> str:
 def test_a_crash_at_any_step_keeps_the_served_model_and_the_next_run_finishes(
     refit_settings, monkeypatch, step
 ):
-    before = served(refit_settings)
+    before = served_version(refit_settings)
     module, name = step.rsplit(".", 1)
 
     def crash(*args, **kwargs):
@@ -245,7 +286,7 @@ def test_a_crash_at_any_step_keeps_the_served_model_and_the_next_run_finishes(
         report = refit(refit_settings, ingest_labels=False)
     assert report.decision == "failed" and f"crash in {name}" in report.reason
     assert report.exit_code == 1
-    assert served(refit_settings) == before  # still serving
+    assert served_version(refit_settings) == before  # still serving
     staging = refit_settings.model_store / ".staging"
     # the export crash happened halfway: its staging folder is left behind for the next run
     assert staging.exists() == (name == "save")
@@ -253,7 +294,7 @@ def test_a_crash_at_any_step_keeps_the_served_model_and_the_next_run_finishes(
     report = refit(refit_settings, ingest_labels=False)
     assert report.decision == PROMOTED, report.reason
     assert not staging.exists()
-    after = served(refit_settings)
+    after = served_version(refit_settings)
     assert after == report.candidate_version != before
     locations = (refit_settings.model_folder(after) / "locations.jsonl").read_text()
     assert "Little Rock" in locations and "Knoxville" in locations
@@ -266,10 +307,10 @@ def test_nothing_to_refit_keeps_the_model(refit_settings):
     store.db.execute("DELETE FROM labeled_posts")
     store.db.commit()
     store.close()
-    before = served(refit_settings)
+    before = served_version(refit_settings)
     report = refit(refit_settings, ingest_labels=False)
     assert report.decision == KEPT and report.exit_code == 0
-    assert served(refit_settings) == before
+    assert served_version(refit_settings) == before
 
 
 def test_a_busy_lock_keeps_the_model(refit_settings):
@@ -292,7 +333,7 @@ def test_reports_are_written(refit_settings):
 
 
 def test_a_tampered_warm_start_checkpoint_is_refused(refit_settings):
-    folder = refit_settings.model_folder(served(refit_settings))
+    folder = refit_settings.model_folder(served_version(refit_settings))
     weights = next((folder / "torch").glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
     report = refit(refit_settings, ingest_labels=False)
@@ -340,7 +381,7 @@ def test_old_versions_and_their_collections_are_deleted_the_served_one_kept(refi
     from stream.index import collection_name
     from tests.support.data import LOCATIONS
 
-    first = served(refit_settings)
+    first = served_version(refit_settings)
     model = ContrastGeo.load(refit_settings.model_folder(first) / "torch")
     newer = []
     for seed in range(3):
@@ -359,7 +400,7 @@ def test_old_versions_and_their_collections_are_deleted_the_served_one_kept(refi
     with settings.open_index() as index:
         assert not index.exists(collection_name(newer[0]))
         assert index.exists(collection_name(first)) and index.exists(collection_name(newer[2]))
-    assert served(settings) == first and (settings.model_folder(first) / "torch").exists()
+    assert served_version(settings) == first and (settings.model_folder(first) / "torch").exists()
 
 
 @pytest.mark.slow
@@ -374,7 +415,7 @@ def test_a_refit_killed_mid_export_leaves_nothing_that_breaks_the_next_run(
     from tests.support.service import wait_for
 
     store = refit_settings.model_store
-    before = served(refit_settings)
+    before = served_version(refit_settings)
 
     def exporting() -> bool:
         return any(p.is_dir() and "staging" in p.name for p in store.iterdir())
@@ -393,8 +434,8 @@ def test_a_refit_killed_mid_export_leaves_nothing_that_breaks_the_next_run(
     finally:
         log.close()
     assert exporting()  # it did die halfway through an export
-    assert served(refit_settings) == before  # the workers' model is untouched
+    assert served_version(refit_settings) == before  # the workers' model is untouched
     report = refit(refit_settings, ingest_labels=False)
     assert report.decision == PROMOTED, report.reason
     assert not exporting()  # the leftovers are gone
-    assert served(refit_settings) == report.candidate_version
+    assert served_version(refit_settings) == report.candidate_version
