@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export a saved model to ONNX (fp32 + int8) in the model store"),
     "index": ("index", "build location prototypes in the vector index and serve them"),
     "predict": ("predict", "geolocate posts with the served model"),
+    "geotag": ("geotag", "geotag a file of posts with the served model, as a worker would"),
     "serving-bench": ("serving_bench", "speed of PyTorch vs ONNX fp32/int8, +/- rerank"),
     "broker": ("broker", "run the embedded Kafka-protocol broker (development)"),
     "worker": ("worker", "the streaming geotagger (faust worker)"),

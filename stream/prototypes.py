@@ -5,7 +5,7 @@ location's labeled posts, with ``w = support_weight``. The default ``w = 0`` kee
 prompt embedding alone, because a trained ContrastGeo aligns posts *to the prompt
 embeddings* (TLC) and the matching head was trained on them; the benchmark's
 ``contrastgeo-prototypes`` (the same trained model served with mixed prototypes, w picked on
-dev) measures what mixing would add (docs/benchmarks.md). A location with no labeled posts
+dev) measures what mixing would add (docs/experiments.md). A location with no labeled posts
 (a new one added at run time) always gets its prompt-only prototype, so it can be served
 without retraining.
 """

@@ -91,7 +91,7 @@ class TrainConfig(BaseModel):
         "with; the model is saved with two encoders. trained: one encoder for both, trained "
         "(the paper's). auto: locked when fewer than half of the candidates have a training "
         "label (a catalogue), trained otherwise (every candidate labeled, as among the "
-        "30-city protocol's places); measured both ways in docs/benchmarks.md.",
+        "30-city protocol's places); measured both ways in docs/experiments.md.",
     )
     bank_above: int = Field(
         256,
@@ -248,7 +248,7 @@ class LocationBank:
     al. 2021) trains against an index refreshed asynchronously. The stale rows only choose
     the negatives: mixed into the softmax, they let a trained encoder lower the loss by
     scoring the rows it has just re-encoded (which always hold the gold ones) above the
-    stale ones, and the Dutch catalogue's dev MRR fell to chance (docs/benchmarks.md). A
+    stale ones, and the Dutch catalogue's dev MRR fell to chance (docs/experiments.md). A
     step costs O(batch × negatives) encodings whatever the catalogue's size; only the
     refresh grows with it. With a ``memo``, a refresh at weights the dev evaluation has
     just encoded (or the reverse) costs nothing."""

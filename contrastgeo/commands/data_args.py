@@ -150,7 +150,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "the post side is trained; trained: one encoder for both, trained; auto (default): "
         "locked when fewer than half of the candidates have a training label (measured "
         "better and faster over a catalogue, worse among 30 labeled cities: "
-        "docs/benchmarks.md)",
+        "docs/experiments.md)",
     )
 
 

@@ -1,5 +1,5 @@
 """Paired comparisons of benchmark results: on constructed runs whose answer is known, and
-on two documented real sweeps, whose row in docs/benchmarks.md the command must reproduce."""
+on two documented real sweeps, whose row in docs/experiments.md the command must reproduce."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_older_runs_are_paired_by_their_shot_free_answers():
 
 
 def test_the_command_reproduces_a_documented_row(capsys):
-    """docs/benchmarks.md, nl at 100 steps: 'contrastgeo, 100 minus 50 steps' and the same
+    """docs/experiments.md, nl at 100 steps: 'contrastgeo, 100 minus 50 steps' and the same
     for finetune-softmax, from the two sweeps' results.json."""
     code = main(
         [
