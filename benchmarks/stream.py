@@ -6,8 +6,9 @@ rate measured in the same run on the same posts (``contrastgeo stream-bench``).
 2. **Saturated stream**: the posts are written to the input topic first, then a worker
    starts; throughput = posts / (last output's ``geotagged_at`` - first input's
    ``received_at``), so start-up and group join are not counted.
-3. **Latency**: posts are replayed at a fixed fraction of that rate; latency = the time an
-   output is read back - the time its input was sent (one clock, one machine).
+3. **Latency**: the other half of the posts is replayed in turn at each of the given
+   fractions of that rate (default 50% and 80%); latency = the time an output is read back
+   - the time its input was sent (one clock, one machine).
 
 Only posts that go through the model are used (no dead letters, no GPS-carrying posts),
 so both rates count the same work.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -88,21 +90,33 @@ async def timed_replay(
     return sent_at
 
 
+LOAD_FRACTIONS = (0.5, 0.8)
+
+
+def check_fractions(fractions: Sequence[float]) -> None:
+    if not fractions or any(not 0 < f < 1.5 for f in fractions):
+        raise ValueError(f"load fractions of the saturated rate must lie in (0, 1.5): {fractions}")
+
+
 def measure_stream(
     settings: WorkerSettings,
     payloads: list[bytes],
     log_file: Path,
-    latency_fraction: float = 0.7,
+    fractions: Sequence[float] = LOAD_FRACTIONS,
     timeout: float = 600,
 ) -> dict[str, Any]:
-    """Run both stream phases with one worker subprocess (logging to ``log_file``);
-    ``settings`` must point at an empty broker with the topics created."""
+    """Run the stream phases with one worker subprocess (logging to ``log_file``): half the
+    posts saturated, then the other half split among the ``fractions`` of that rate, each
+    share replayed at its pace in turn. ``settings`` must point at an empty broker with the
+    topics created."""
     from stream.replay import post_key
 
     posts = model_posts(settings, payloads)
     if not posts or any(post_key(p) is None for p, _ in posts):
         raise ValueError("need posts with ids that go through the model")
+    check_fractions(fractions)
     saturated, paced = posts[: len(posts) // 2], posts[len(posts) // 2 :]
+    share = len(paced) // len(fractions)
 
     asyncio.run(replay(settings, [p for p, _ in saturated]))
     worker = start_worker(settings, log_file)
@@ -113,39 +127,82 @@ def measure_stream(
         last = max(datetime.fromisoformat(events[i]["geotagged_at"]) for i in ids)
         rate = len(ids) / (last - first).total_seconds()
 
-        pace = latency_fraction * rate
-
-        async def paced_run():
-            ids = {post.id for _, post in paced}
+        async def paced_run(chunk, pace: float) -> np.ndarray:
+            ids = {post.id for _, post in chunk}
             collector = asyncio.create_task(collect(settings, ids, timeout))
-            sent_at = await timed_replay(settings, [p for p, _ in paced], pace)
+            sent_at = await timed_replay(settings, [p for p, _ in chunk], pace)
             _, read_at = await collector
             return np.array([read_at[i] - sent_at[i] for i in ids])
 
-        latency = asyncio.run(paced_run())
+        loads = []
+        for n, fraction in enumerate(fractions):
+            chunk = paced[n * share : (n + 1) * share]
+            latency = asyncio.run(paced_run(chunk, fraction * rate))
+            loads.append(
+                {
+                    "fraction": fraction,
+                    "posts_per_s": fraction * rate,
+                    "posts": len(chunk),
+                    "latency_ms_p50": 1000 * float(np.percentile(latency, 50)),
+                    "latency_ms_p99": 1000 * float(np.percentile(latency, 99)),
+                }
+            )
     finally:
         stop_worker(worker)
+    from benchmarks import cpu_description
+
     return {
+        "cpu": cpu_description(),
         "saturated_posts": len(saturated),
         "stream_posts_per_s": rate,
-        "paced_posts": len(paced),
-        "paced_rate": pace,
-        "latency_ms_p50": 1000 * float(np.percentile(latency, 50)),
-        "latency_ms_p99": 1000 * float(np.percentile(latency, 99)),
+        "loads": loads,
     }
 
 
 def stream_markdown(results: dict[str, Any]) -> str:
     r = results
-    return (
-        f"{r['saturated_posts']} posts through the broker (saturated), "
-        f"{r['paced_posts']} paced at {r['paced_rate']:.0f} posts/s; batch {r['batch_size']}, "
-        f"{r['threads']} threads, precision {r['precision']}\n\n"
-        "| measure | value |\n|---|---:|\n"
+    lines = [
+        f"{r['saturated_posts']} posts through the broker (saturated), then "
+        f"{sum(load['posts'] for load in r['loads'])} paced at fractions of that rate; batch "
+        f"{r['batch_size']}, {r['threads']} threads, precision {r['precision']}; CPU: "
+        f"{r.get('cpu', 'not recorded')}",
+        "",
+        "| measure | value |",
+        "|---|---:|",
         "| raw encoder (same posts, same batch; mean of before/after) | "
-        f"{r['encoder_posts_per_s']:.1f} posts/s |\n"
-        f"| end to end through the broker | {r['stream_posts_per_s']:.1f} posts/s |\n"
-        f"| end to end / raw encoder | {r['stream_vs_encoder']:.2f} |\n"
-        f"| latency p50 at {r['paced_rate']:.0f} posts/s | {r['latency_ms_p50']:.0f} ms |\n"
-        f"| latency p99 at {r['paced_rate']:.0f} posts/s | {r['latency_ms_p99']:.0f} ms |\n"
-    )
+        f"{r['encoder_posts_per_s']:.1f} posts/s |",
+        f"| end to end through the broker | {r['stream_posts_per_s']:.1f} posts/s |",
+        f"| end to end / raw encoder | {r['stream_vs_encoder']:.2f} |",
+    ]
+    for load in r["loads"]:
+        at = f"at {100 * load['fraction']:.0f}% load ({load['posts_per_s']:.0f} posts/s)"
+        lines.append(
+            f"| latency p50 / p99 {at} | {load['latency_ms_p50']:.0f} / "
+            f"{load['latency_ms_p99']:.0f} ms |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def latency_plot(results: dict[str, Any], path: Path) -> None:
+    """Latency p50 and p99 against the offered load, the saturated rate marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loads = results["loads"]
+    rates = [load["posts_per_s"] for load in loads]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for key, label in (("latency_ms_p50", "p50"), ("latency_ms_p99", "p99")):
+        ax.plot(rates, [load[key] for load in loads], "o-", label=f"latency {label}")
+    ax.axvline(results["stream_posts_per_s"], color="grey", ls="--", label="saturated rate")
+    ax.set_xlabel("offered load (posts/s)")
+    ax.set_ylabel("ms, post sent to event read")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(f"one worker, {results['threads']} threads, {results['precision']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -17,10 +17,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", type=Path, default=Path("runs/demo/model"), help="a folder saved by fit"
     )
     parser.add_argument("--data", nargs="+", required=True, help="Twitter JSONL (plain/gzip)")
-    parser.add_argument("--posts", type=int, default=2000, help="posts used (half paced)")
+    parser.add_argument("--posts", type=int, default=3000, help="posts used (half paced)")
+    parser.add_argument(
+        "--loads",
+        type=_fractions,
+        default="0.5,0.8",
+        help="fractions of the saturated rate to measure latency at (default 0.5,0.8)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = all)")
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON + Markdown")
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    from benchmarks.stream import check_fractions
+
+    try:
+        fractions = tuple(float(part) for part in text.split(",") if part.strip())
+        check_fractions(fractions)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return fractions
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             settings,
             [p for p, _ in posts],
             tmp / "worker.log",
+            args.loads,
         )
         print("measuring the raw encoder again ...")
         raw_after = encoder_rate(onnx, [post for _, post in posts], args.batch_size)
@@ -65,10 +83,11 @@ def run(args: argparse.Namespace) -> int:
         model=str(args.model),
     )
     from benchmarks import write_results
-    from benchmarks.stream import stream_markdown
+    from benchmarks.stream import latency_plot, stream_markdown
 
     text = stream_markdown(results)
     print(text)
     if args.out:
         write_results(args.out, "stream", results, text)
+        latency_plot(results, args.out / "latency.png")
     return 0

@@ -1,0 +1,57 @@
+"""The stream benchmark's report: the latency at each load, its plot, the load fractions
+the command accepts (the measurement itself runs the real broker: `contrastgeo stream-bench`)."""
+
+import pytest
+
+from benchmarks.stream import check_fractions, latency_plot, stream_markdown
+from contrastgeo.cli import build_parser
+
+RESULTS = {
+    "cpu": "AMD EPYC, 2 cores, flags avx2",
+    "saturated_posts": 1500,
+    "stream_posts_per_s": 120.0,
+    "loads": [
+        {
+            "fraction": 0.5,
+            "posts_per_s": 60.0,
+            "posts": 750,
+            "latency_ms_p50": 40.0,
+            "latency_ms_p99": 90.0,
+        },
+        {
+            "fraction": 0.8,
+            "posts_per_s": 96.0,
+            "posts": 750,
+            "latency_ms_p50": 120.0,
+            "latency_ms_p99": 410.0,
+        },
+    ],
+    "encoder_posts_per_s": 130.0,
+    "stream_vs_encoder": 120.0 / 130.0,
+    "batch_size": 64,
+    "threads": 2,
+    "precision": "int8",
+}
+
+
+def test_the_report_has_every_load_and_the_cpu(tmp_path):
+    text = stream_markdown(RESULTS)
+    assert "| latency p50 / p99 at 50% load (60 posts/s) | 40 / 90 ms |" in text
+    assert "| latency p50 / p99 at 80% load (96 posts/s) | 120 / 410 ms |" in text
+    assert "| end to end / raw encoder | 0.92 |" in text and "CPU: AMD EPYC" in text
+    latency_plot(RESULTS, tmp_path / "latency.png")
+    assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("bad", [(), (0.0,), (0.5, 2.0), (-0.1,)])
+def test_load_fractions_outside_the_range_are_refused(bad):
+    with pytest.raises(ValueError, match="load fractions"):
+        check_fractions(bad)
+
+
+def test_the_command_parses_its_loads(capsys):
+    args = build_parser().parse_args(["stream-bench", "--data", "x", "--loads", "0.3,0.5,0.8"])
+    assert args.loads == (0.3, 0.5, 0.8)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["stream-bench", "--data", "x", "--loads", "0.5,x"])
+    assert "--loads" in capsys.readouterr().err
