@@ -42,6 +42,22 @@ def choose_providers(device: str = "auto") -> list[str]:
     return [CPU]
 
 
+def cores_given(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: the CPUs it may run on (its affinity), fewer when a
+    cgroup v2 CPU quota (a container's CPU limit, ``cpu.max``) allows less, rounded up."""
+    import math
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores or 1, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota readable: the affinity stands
+    return cores or 1
+
+
 def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
@@ -56,7 +72,8 @@ class OnnxModel:
         batch_size: int = 64,
     ):
         """precision: ``fp32``, ``int8`` or ``auto`` (int8 on CPU when exported, fp32 on
-        GPU); threads: onnxruntime intra-op threads (0 = onnxruntime's default)."""
+        GPU); threads: onnxruntime intra-op threads (0 = the cores given to the process,
+        ``cores_given``)."""
         import onnxruntime as ort
 
         self.folder = Path(folder)
@@ -75,7 +92,10 @@ class OnnxModel:
         self.precision = precision
         self.batch_size = batch_size
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        # onnxruntime's default counts the host's cores, not the container's share of them:
+        # in a pod limited to 2 CPUs on a 64-core node it would start 64 threads
+        options.intra_op_num_threads = threads or cores_given()
+        options.inter_op_num_threads = 1  # one graph at a time: parallelism is intra-op
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 
         def session(name: str) -> Any:

@@ -40,7 +40,12 @@ class ServiceSettings(BaseSettings):
     # --- inference
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "int8"] = "auto"
-    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0 = default).")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="onnxruntime intra-op threads (0 = the cores given to the process: its "
+        "CPU affinity, or the container's CPU limit when lower).",
+    )
     batch_size: int = Field(64, ge=1, description="Encoder batch (length-sorted inputs).")
 
     # --- Kafka
