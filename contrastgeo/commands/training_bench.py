@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="location sides to time, comma-separated: locked (frozen location encoder, the "
         "default for training), bank, plain (default: all three)",
     )
+    parser.add_argument(
+        "--checkpoints",
+        default="minilm",
+        help="named encoders to time, comma-separated (e.g. minilm,e5-small; default minilm)",
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps per size")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON + Markdown")
@@ -38,7 +43,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"--modes: {error}")
         return 2
-    results = measure_training(sizes, args.plain_up_to, args.steps, args.batch_size, modes)
+    checkpoints = [c.strip() for c in args.checkpoints.split(",") if c.strip()]
+    from model.pretrained import ENCODERS
+
+    if unknown := sorted(set(checkpoints) - set(ENCODERS)):
+        print(
+            f"--checkpoints: unknown encoder(s) {unknown}: expected some of {', '.join(ENCODERS)}"
+        )
+        return 2
+    results = measure_training(
+        sizes, args.plain_up_to, args.steps, args.batch_size, modes, checkpoints
+    )
     text = training_markdown(results)
     print(text)
     if args.out:

@@ -15,7 +15,16 @@ def test_each_location_side_is_timed_in_its_own_process():
     assert rows["plain"]["refresh_s"] is None
     assert rows["locked"]["refresh_s"] > 0 and rows["bank"]["refresh_s"] > 0
     text = training_markdown(results)
-    assert all(f"| 40 | {label} |" in text for label in MODES.values())
+    assert all(f"| minilm | 40 | {label} |" in text for label in MODES.values())
+
+
+@pytest.mark.slow
+def test_a_named_encoder_is_timed_with_its_own_recipe():
+    """e5-small: its own weights, its word-embedding table frozen as fit freezes it."""
+    results = measure_training([40], steps=1, batch=4, modes=("locked",), checkpoints=("e5-small",))
+    (row,) = results["rows"]
+    assert row["checkpoint"] == "e5-small" and row["step_s_median"] > 0
+    assert "| e5-small | 40 |" in training_markdown(results)
 
 
 def test_an_unknown_mode_is_refused():
