@@ -4,6 +4,9 @@
   stage, over the model's own locations;
 - ``profile_stages``: where a served batch spends its time (parse and route, tokenize, the
   ONNX session, the index query, the rerank, the rest of the prediction, the output events);
+- ``measure_encoders``: the served int8 encoder of each named encoder (untrained heads: the
+  speed does not depend on training) on the same posts, with the export's size and the
+  resident memory of a process serving it;
 - ``measure_scales``: the served path (ONNX, top k from Qdrant's engine, rerank) over
   indexes of growing size, e.g. 30, 7,500 (a country's catalogue) and 50,000 places (the
   world's towns), as ratios to the smallest.
@@ -245,6 +248,89 @@ def speed_markdown(results: dict[str, Any]) -> str:
     lines += ["", f"Rerank cost (throughput without / with the rerank stage): {overhead}."]
     if "stages" in results:
         lines += ["", stages_markdown(results["stages"])]
+    return "\n".join(lines) + "\n"
+
+
+ENCODER_CHILD = """
+import json, resource, sys, time
+from stream.runtime import OnnxModel
+from schemas.posts import Post
+
+folder, batch, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+posts = [Post.model_validate_json(line) for line in sys.stdin.read().splitlines()]
+onnx = OnnxModel(folder, precision="int8", threads=threads, batch_size=batch)
+onnx.embed_posts(posts[:batch])  # warm-up
+start = time.perf_counter()
+for s in range(0, len(posts), batch):
+    onnx.embed_posts(posts[s : s + batch])
+seconds = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"posts_per_s": len(posts) / seconds, "peak_rss_mb": rss}))
+"""
+
+
+def measure_encoders(
+    names: Sequence[str],
+    posts: Sequence[Any],
+    locations: Sequence[Location],
+    workdir: Path,
+    batch: int = 32,
+    threads: int = 0,
+) -> dict[str, Any]:
+    """For each named encoder: export an untrained model (int8, as served), then in a fresh
+    process (torch-free, as a worker) time its encoder on ``posts`` and read its peak RSS.
+    The encoders take turns in one run, so they share the machine's state."""
+    import json
+    import subprocess
+    import sys
+
+    from model.pretrained import config_for
+
+    lines = "\n".join(
+        (Post(id=str(i), text=p) if isinstance(p, str) else p).model_dump_json()
+        for i, p in enumerate(posts)
+    )
+    rows = {}
+    for name in tqdm(names, desc="encoders", unit="encoder"):
+        folder = workdir / f"encoder-{name}"
+        export_onnx(ContrastGeo.from_config(config_for(name)), folder, locations=locations)
+        out = subprocess.run(
+            [sys.executable, "-c", ENCODER_CHILD, str(folder), str(batch), str(threads)],
+            input=lines,
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"serving {name} failed:\n{out.stderr[-3000:]}")
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row["export_int8_mib"] = (
+            sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and ".int8." in f.name)
+            / 2**20
+        )
+        row["tokenizer_mib"] = (
+            sum(f.stat().st_size for f in (folder / "tokenizer").rglob("*") if f.is_file()) / 2**20
+        )
+        rows[name] = row
+    from benchmarks import cpu_description
+
+    return {"cpu": cpu_description(), "posts": len(posts), "batch_size": batch, "runs": rows}
+
+
+def encoders_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"The served int8 encoder of each named encoder, {results['posts']} posts, batch "
+        f"{results['batch_size']}, one fresh process each; CPU: {results['cpu']}",
+        "",
+        "| encoder | posts/s | vs minilm | peak RSS (MB) | int8 graphs (MiB) | tokenizer (MiB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    base = results["runs"].get("minilm", {}).get("posts_per_s")
+    for name, r in results["runs"].items():
+        ratio = f"{r['posts_per_s'] / base:.2f}×" if base else "–"
+        lines.append(
+            f"| {name} | {r['posts_per_s']:.1f} | {ratio} | {r['peak_rss_mb']:.0f} | "
+            f"{r['export_int8_mib']:.1f} | {r['tokenizer_mib']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the model's own (default: every GeoNames place of population >= 5,000, most "
         "populous first)",
     )
+    parser.add_argument(
+        "--encoders",
+        default="",
+        help="also time the served int8 encoder of these named encoders, comma-separated "
+        "(e.g. minilm,e5-small,mpnet; untrained heads), with RSS and export size",
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON + Markdown")
 
 
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     from benchmarks import write_results
     from benchmarks.serving import (
+        encoders_markdown,
+        measure_encoders,
         measure_scales,
         measure_serving,
         scale_markdown,
@@ -70,11 +78,15 @@ def run(args: argparse.Namespace) -> int:
     )
     from contrastgeo.commands.data_args import read_catalogue
     from model import ContrastGeo
+    from model.pretrained import ENCODERS
     from model.prompts import load_locations
     from stream.runtime import OnnxModel
     from trainer.data.catalogue import Catalogue, catalogue_of, geonames_places, label_records
     from trainer.data.readers import read_dataset
 
+    encoders = [name.strip() for name in args.encoders.split(",") if name.strip()]
+    if unknown := sorted(set(encoders) - set(ENCODERS)):
+        raise SystemExit(f"--encoders: unknown {unknown}; expected some of {', '.join(ENCODERS)}")
     model = ContrastGeo.load(args.model)
     locations = load_locations(args.model / "locations.jsonl")
     data = read_dataset(args.data, args.format)
@@ -110,10 +122,16 @@ def run(args: argparse.Namespace) -> int:
             results["scales"] = measure_scales(
                 onnx, places, posts, Path(tmp), args.scales, args.batch_size
             )
+        if encoders:
+            results["encoders"] = measure_encoders(
+                encoders, posts, locations, Path(tmp), args.batch_size, args.threads
+            )
     results.update(model=str(args.model), data=[str(p) for p in args.data])
     text = speed_markdown(results)
     if places:
         text += "\n" + scale_markdown(results["scales"])
+    if encoders:
+        text += "\n" + encoders_markdown(results["encoders"])
     print(text)
     if args.out:
         write_results(args.out, "serving", results, text)

@@ -87,3 +87,18 @@ def test_serving_bench_rejects_bad_scales(capsys):
             ]
         )
     assert "not a list of sizes" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_encoders_are_served_side_by_side_on_the_same_posts(tmp_path):
+    """Each named encoder exported and served int8 in its own torch-free process."""
+    from benchmarks.serving import encoders_markdown, measure_encoders
+
+    posts = [f"hello from {loc.name.lower()}" for loc in LOCATIONS]
+    results = measure_encoders(["minilm", "e5-small"], posts, LOCATIONS, tmp_path, batch=4)
+    runs = results["runs"]
+    assert list(runs) == ["minilm", "e5-small"] and results["posts"] == len(posts)
+    assert all(r["posts_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in runs.values())
+    # e5-small's 250k-token table makes its export far larger than minilm's
+    assert runs["e5-small"]["export_int8_mib"] > 3 * runs["minilm"]["export_int8_mib"]
+    assert "| e5-small |" in encoders_markdown(results) and "flags" in results["cpu"]
