@@ -8,8 +8,9 @@ most that batch, with the same output keys (at-least-once; consumers deduplicate
 
 A batch whose outputs cannot be made or delivered (the broker unreachable, a bug) is retried
 with backoff, never skipped. A batch is held out of faust's commits until its outputs are
-delivered (``hold``/``release``): ``take_batches`` acks whatever it handed out when the stream
-stops, which would otherwise commit, at shutdown, inputs that have no outcome.
+delivered (``stream/batching.py``: ``take_batches`` hands it out held, the agent releases
+it), because whatever was handed out is acked when the stream stops, which would otherwise
+commit, at shutdown, inputs that have no outcome.
 
 Every worker follows model updates: a ``ModelUpdated`` event (read by each worker outside
 the consumer group, so none misses it) or, as a safety net, a periodic look at the alias.
@@ -28,7 +29,7 @@ import faust
 import structlog
 
 from stream import kafka
-from stream.batching import take_batches
+from stream.batching import Gathered, release, take_batches
 from stream.geotagger import Backoff, Geotagger
 from stream.routing import Message
 from stream.settings import MAX_REQUEST_BYTES, WorkerSettings
@@ -74,6 +75,7 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
     }
     app.output_topics = outputs  # type: ignore[attr-defined]
     in_flight = InFlight()
+    gathered: Gathered = Gathered(settings.take_max)  # the next batch's events
 
     async def deliver(messages: list[Message]) -> None:
         """Outputs made and acknowledged by the broker, however many tries it takes."""
@@ -102,7 +104,7 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
 
     @app.agent(posts, name="geotag")
     async def geotag(stream):
-        async for events in take_batches(stream, settings.take_max):
+        async for events in take_batches(stream, gathered):
             messages = [
                 Message(
                     e.message.topic,
@@ -113,8 +115,7 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
                 )
                 for e in events
             ]
-            async with in_flight:
-                hold(events)
+            async with in_flight:  # the batch comes held (stream/batching.py)
                 await deliver(messages)
                 release(events)
                 for event in events:
@@ -126,7 +127,9 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
         """A rebalance takes partitions away: let the batch being delivered be delivered
         and committed first (at most ``rebalance_wait_s``; default half the session
         timeout), so that the new owner starts after it instead of processing it again.
-        faust's own wait sees held batches as acked and does not wait for them."""
+        faust's own wait sees held batches as acked and does not wait for them. (The
+        posts gathered for the next batch were dropped when the rebalance began: faust's
+        flow control clears them with its own queues, ``stream/batching.py``.)"""
         if not await in_flight.wait_idle(settings.rebalance_wait()):
             log.warning(
                 "rebalance: a batch is still being delivered; its partitions move on and "
@@ -195,21 +198,6 @@ class InFlight:
         except TimeoutError:
             return False
         return True
-
-
-def hold(events) -> None:
-    """Keep a batch out of faust's commits while its outputs are made: marked acked without
-    telling the consumer, the ack that ``take_batches`` gives each event when the stream
-    stops (it closes the generator *before* it cancels the agent) does nothing, and the
-    partition's committed offset stays before the batch until ``release``."""
-    for event in events:
-        event.message.acked = True
-
-
-def release(events) -> None:
-    """The batch's outputs are delivered: its acks count again."""
-    for event in events:
-        event.message.acked = False
 
 
 async def _follow_model_updates(settings: WorkerSettings, geotagger: Geotagger) -> None:

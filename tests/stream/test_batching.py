@@ -115,6 +115,22 @@ def test_gathering_stops_at_the_cap_until_a_batch_is_taken():
     asyncio.run(main())
 
 
+def test_cleared_items_never_make_a_batch():
+    async def main():
+        gathered = Gathered(2)
+        for item in ("a", "b"):
+            await gathered.put(item)
+        blocked = asyncio.create_task(gathered.put("c"))
+        await settle()
+        assert not blocked.done()
+        assert gathered.clear() == 2  # a rebalance began: what was gathered is dropped
+        await settle()
+        assert blocked.done() and gathered.take_nowait() == ["c"]  # room again
+        assert gathered.clear() == 0 and not gathered.arrived.is_set()
+
+    asyncio.run(main())
+
+
 def test_a_cap_below_one_is_refused():
     with pytest.raises(ValueError, match="at least one"):
         Gathered(0)
