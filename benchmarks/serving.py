@@ -136,6 +136,14 @@ def measure_serving(
     }
 
 
+def post_json(posts: Sequence[Any]) -> list[str]:
+    """Each post as the worker reads it (post JSON); a bare string becomes a post's text."""
+    return [
+        (Post(id=str(i), text=post) if isinstance(post, str) else post).model_dump_json()
+        for i, post in enumerate(posts)
+    ]
+
+
 class StageClock:
     """Seconds spent in each named stage, summed over calls."""
 
@@ -179,10 +187,7 @@ def profile_stages(
     queried = _Proxy(index, query=clock.timed("index query (top k)", index.query))
     predictor = Predictor(onnx, queried)
     rules = Rules.of(WorkerSettings())
-    payloads = [
-        (Post(id=str(i), text=post) if isinstance(post, str) else post).model_dump_json().encode()
-        for i, post in enumerate(posts)
-    ]
+    payloads = [line.encode() for line in post_json(posts)]
     predict = clock.timed("predict", predictor.predict)
     serialize = clock.timed(
         "output events (build + JSON)",
@@ -286,10 +291,7 @@ def measure_encoders(
 
     from model.pretrained import config_for
 
-    lines = "\n".join(
-        (Post(id=str(i), text=p) if isinstance(p, str) else p).model_dump_json()
-        for i, p in enumerate(posts)
-    )
+    lines = "\n".join(post_json(posts))
     rows = {}
     for name in tqdm(names, desc="encoders", unit="encoder"):
         folder = workdir / f"encoder-{name}"
