@@ -52,8 +52,14 @@ async def collect(settings: WorkerSettings, expected: set[str], timeout: float):
     {post id: read time})."""
     from stream import kafka
 
+    # the reader's own fetch wait is kept short so that it adds next to nothing to the
+    # latency it measures (a downstream consumer's wait is its own)
     consumer = kafka.consumer(
-        settings, settings.geotagged_topic, group_id=None, auto_offset_reset="earliest"
+        settings,
+        settings.geotagged_topic,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
     )
     await consumer.start()
     events, read_at = {}, {}

@@ -38,9 +38,18 @@ log = structlog.get_logger(__name__)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp adds the charset itself
 
 
+class WorkerApp(faust.App):
+    """faust's App with the service's Kafka transport (``kafka.faust_transport``)."""
+
+    fetch_max_wait_ms: int
+
+    def _new_transport(self):
+        return kafka.faust_transport(self, self.fetch_max_wait_ms)
+
+
 def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> faust.App:
     geotagger = geotagger or Geotagger(settings)
-    app = faust.App(
+    app = WorkerApp(
         settings.group_id,
         broker=settings.broker,
         broker_credentials=kafka.faust_credentials(settings),
@@ -66,6 +75,7 @@ def create_app(settings: WorkerSettings, geotagger: Geotagger | None = None) -> 
         web_metrics_enabled=False,
         autodiscover=False,
     )
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     app.geotagger = geotagger  # type: ignore[attr-defined]
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     posts = app.topic(settings.input_topic, **raw)

@@ -64,6 +64,15 @@ class ServiceSettings(BaseSettings):
     session_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer session timeout.")
     heartbeat_interval_s: float = Field(1.0, gt=0)
     rebalance_timeout_s: float = Field(10.0, gt=0)
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=30_000,
+        description="How long the broker may hold a consumer's fetch before answering it "
+        "(every consumer of the service, the workers' included). A broker that answers a "
+        "fetch only when this has passed (tansu does) adds up to this much to each hop; "
+        "faust's own default is 1,500 ms.",
+    )
     # TLS / SASL for a production cluster
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"

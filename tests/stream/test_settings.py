@@ -42,3 +42,29 @@ def test_sasl_options_and_secrets_stay_secret():
     assert "hunter2" not in s.model_dump_json()
     ssl = kafka.client_options(WorkerSettings(security_protocol="SSL"))
     assert ssl["ssl_context"] is not None
+
+
+def test_every_consumer_takes_the_fetch_wait_from_the_settings_faust_s_included(tmp_path):
+    """faust hard-codes a 1,500 ms fetch wait; tansu holds every fetch that long, so the
+    worker's group consumer must get the settings' wait like every other consumer."""
+    import asyncio
+
+    from stream.app import create_app
+
+    settings = WorkerSettings(broker="kafka://127.0.0.1:1", fetch_max_wait_ms=37)
+
+    async def made() -> list[int]:
+        app = create_app(settings, geotagger=object())  # never started: no model needed
+        app.finalize()
+        consumers = [
+            app.consumer._thread._create_worker_consumer(app.transport),
+            kafka.consumer(settings, group_id=None),
+        ]
+        waits = [c._fetch_max_wait_ms for c in consumers]
+        for c in consumers:
+            await c.stop()  # never started; closes its client
+        return waits
+
+    assert asyncio.run(made()) == [37, 37]
+    with pytest.raises(ValidationError):
+        WorkerSettings(fetch_max_wait_ms=0)
