@@ -137,9 +137,15 @@ def measure_serving(
 
 
 def post_json(posts: Sequence[Any]) -> list[str]:
-    """Each post as the worker reads it (post JSON); a bare string becomes a post's text."""
+    """Each post as the worker reads it (post JSON), without the location a labeled post
+    carries (its GPS point or place), which the worker would pass on instead of predicting;
+    a bare string becomes a post's text."""
     return [
-        (Post(id=str(i), text=post) if isinstance(post, str) else post).model_dump_json()
+        (
+            Post(id=str(i), text=post)
+            if isinstance(post, str)
+            else post.model_copy(update={"coordinates": None, "place": None})
+        ).model_dump_json()
         for i, post in enumerate(posts)
     ]
 

@@ -4,12 +4,19 @@ import numpy as np
 import pytest
 
 from benchmarks.serving import measure_serving, speed_markdown
+from schemas.posts import Coordinates, Post
 from tests.support.data import LOCATIONS
 
 
 def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, tmp_path):
     model = make_model("vector").eval()
     posts = [f"{w} {loc.name.lower()}" for loc in LOCATIONS for w in ("hello", "rain in", "back")]
+    # labeled posts, as the benchmark reads them, carry their location (here a whole
+    # batch): the profile times them through the model all the same
+    posts[:4] = [
+        Post(id=str(i), text=text, coordinates=Coordinates(lat=35.1, lon=-90.0))
+        for i, text in enumerate(posts[:4])
+    ]
     gold = np.repeat(np.arange(len(LOCATIONS)), 3)
     results = measure_serving(model, LOCATIONS, posts, gold, tmp_path, batch=4)
     runs = results["runs"]
