@@ -1,7 +1,8 @@
 """Measure the serving path (``contrastgeo serving-bench``), on the same posts in one process:
 
 - ``measure_serving``: PyTorch eager vs ONNX fp32 vs ONNX int8, with and without the rerank
-  stage, over the model's own locations;
+  stage, over the model's own locations; beside them the previous path (int8 quantized from
+  the unfused graph, each batch encoded in one run padded to its longest post);
 - ``profile_stages``: where a served batch spends its time (parse and route, tokenize, the
   ONNX session, the index query, the rerank, the rest of the prediction, the output events);
 - ``measure_encoders``: the served int8 encoder of each named encoder (untrained heads: the
@@ -57,7 +58,11 @@ def measure_serving(
     workdir: Path,
     batch: int = 32,
     threads: int = 0,
+    micro_batch: int = 0,
 ) -> dict[str, Any]:
+    """``batch`` posts go to the predictor at a time (a taken batch); the ONNX paths encode
+    them in length-sorted runs of ``micro_batch`` (0 = the worker's default), except the
+    ones named "one run per batch"."""
     if threads:
         torch.set_num_threads(threads)
     export_onnx(model, workdir / "export", locations=locations)
@@ -65,14 +70,19 @@ def measure_serving(
     # the previous export: int8 quantized from the plain graph (no transformer fusions)
     export_onnx(model, workdir / "export-unfused", locations=locations, optimize=False)
     variants = {
-        "onnx-fp32": (workdir / "export", "fp32"),
-        "onnx-int8": (workdir / "export", "int8"),
-        "onnx-int8-unfused (previous)": (workdir / "export-unfused", "int8"),
-        "onnx-int8-reduce-range": (workdir / "export-rr", "int8"),
+        "onnx-fp32": (workdir / "export", "fp32", micro_batch),
+        "onnx-int8": (workdir / "export", "int8", micro_batch),
+        "onnx-int8, one run per batch": (workdir / "export", "int8", batch),
+        "onnx-int8-unfused, one run per batch (previous)": (
+            workdir / "export-unfused",
+            "int8",
+            batch,
+        ),
+        "onnx-int8-reduce-range": (workdir / "export-rr", "int8", micro_batch),
     }
     served: dict[str, tuple[OnnxModel, EdgeIndex]] = {}
-    for name, (folder, precision) in variants.items():
-        onnx = OnnxModel(folder, precision=precision, threads=threads, batch_size=batch)
+    for name, (folder, precision, runs_of) in variants.items():
+        onnx = OnnxModel(folder, precision=precision, threads=threads, batch_size=runs_of)
         index = EdgeIndex(workdir / f"index-{name}")  # prototypes from the same precision
         index.set_alias(ALIAS, build_collection(index, onnx, locations))
         served[name] = (onnx, index)
@@ -111,8 +121,8 @@ def measure_serving(
             "batch_ms_p99": 1000 * float(np.percentile(seconds, 99)),
             "acc@1": float(np.mean([p == g for p, g in zip(predicted, gold_ids, strict=True)])),
         }
-    folder, precision = variants["onnx-int8"]
-    profiled = OnnxModel(folder, precision=precision, threads=threads, batch_size=batch)
+    folder, precision, runs_of = variants["onnx-int8"]
+    profiled = OnnxModel(folder, precision=precision, threads=threads, batch_size=runs_of)
     stages = profile_stages(profiled, served["onnx-int8"][1], posts, batch)
     for _, index in served.values():
         index.close()
@@ -126,6 +136,7 @@ def measure_serving(
         "posts": len(posts),
         "locations": len(locations),
         "batch_size": batch,
+        "micro_batch": served["onnx-int8"][0].batch_size,
         "threads": threads or torch.get_num_threads(),
         "runs": runs,
         "rerank_overhead": {
@@ -242,8 +253,10 @@ def stages_markdown(profile: dict[str, Any]) -> str:
 
 def speed_markdown(results: dict[str, Any]) -> str:
     lines = [
-        f"{results['posts']} posts, {results['locations']} locations, batch "
-        f"{results['batch_size']}, {results['threads']} threads; CPU: "
+        f"{results['posts']} posts, {results['locations']} locations, batches of "
+        f"{results['batch_size']} encoded in runs of "
+        f"{results.get('micro_batch', '(not recorded)')} (but where it says one run per "
+        f"batch), {results['threads']} threads; CPU: "
         f"{results.get('cpu', 'not recorded')}",
         "",
         "| path | posts/s | × PyTorch | batch p50 ms | p95 ms | p99 ms | Acc@1 (%) |",
@@ -263,20 +276,23 @@ def speed_markdown(results: dict[str, Any]) -> str:
 
 
 ENCODER_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from stream.runtime import OnnxModel
 from schemas.posts import Post
 
-folder, batch, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+folder, batch, threads, runs_of = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 posts = [Post.model_validate_json(line) for line in sys.stdin.read().splitlines()]
-onnx = OnnxModel(folder, precision="int8", threads=threads, batch_size=batch)
+onnx = OnnxModel(folder, precision="int8", threads=threads, batch_size=runs_of)
 onnx.embed_posts(posts[:batch])  # warm-up
 start = time.perf_counter()
 for s in range(0, len(posts), batch):
     onnx.embed_posts(posts[s : s + batch])
 seconds = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"posts_per_s": len(posts) / seconds, "peak_rss_mb": rss}))
+# VmHWM: this process's own peak. ru_maxrss would not do: Linux carries the peak of the
+# memory this child shared with its parent before exec (the parent's, with torch loaded)
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"posts_per_s": len(posts) / seconds, "peak_rss_mb": int(hwm.split()[1]) / 1024,
+                  "micro_batch": onnx.batch_size}))
 """
 
 
@@ -287,6 +303,7 @@ def measure_encoders(
     workdir: Path,
     batch: int = 32,
     threads: int = 0,
+    micro_batch: int = 0,
 ) -> dict[str, Any]:
     """For each named encoder: export an untrained model (int8, as served), then in a fresh
     process (torch-free, as a worker) time its encoder on ``posts`` and read its peak RSS.
@@ -303,7 +320,15 @@ def measure_encoders(
         folder = workdir / f"encoder-{name}"
         export_onnx(ContrastGeo.from_config(config_for(name)), folder, locations=locations)
         out = subprocess.run(
-            [sys.executable, "-c", ENCODER_CHILD, str(folder), str(batch), str(threads)],
+            [
+                sys.executable,
+                "-c",
+                ENCODER_CHILD,
+                str(folder),
+                str(batch),
+                str(threads),
+                str(micro_batch),
+            ],
             input=lines,
             capture_output=True,
             text=True,
@@ -327,7 +352,9 @@ def measure_encoders(
 def encoders_markdown(results: dict[str, Any]) -> str:
     lines = [
         f"The served int8 encoder of each named encoder, {results['posts']} posts, batch "
-        f"{results['batch_size']}, one fresh process each; CPU: {results['cpu']}",
+        f"{results['batch_size']} encoded in runs of "
+        f"{next(iter(results['runs'].values())).get('micro_batch', '(not recorded)')}, "
+        f"one fresh process each; CPU: {results['cpu']}",
         "",
         "| encoder | posts/s | vs minilm | peak RSS (MB) | int8 graphs (MiB) | tokenizer (MiB) |",
         "|---|---:|---:|---:|---:|---:|",

@@ -169,8 +169,9 @@ def stream_markdown(results: dict[str, Any]) -> str:
     r = results
     lines = [
         f"{r['saturated_posts']} posts through the broker (saturated), then "
-        f"{sum(load['posts'] for load in r['loads'])} paced at fractions of that rate; batch "
-        f"{r['batch_size']}, {r['threads']} threads, precision {r['precision']}; CPU: "
+        f"{sum(load['posts'] for load in r['loads'])} paced at fractions of that rate; batches "
+        f"of up to {r['batch_size']} encoded in runs of {r.get('micro_batch', r['batch_size'])}, "
+        f"{r['threads']} threads, precision {r['precision']}; CPU: "
         f"{r.get('cpu', 'not recorded')}",
         "",
         "| measure | value |",

@@ -4,8 +4,12 @@
 when onnxruntime-gpu sees a GPU (fp32 graph) and the CPU provider otherwise (the int8
 graph when the export has one, a configurable thread count), and offers the same
 operations as the PyTorch model: ``embed_posts``, ``embed_locations`` (template-averaged
-prompts) and ``match`` (TLM log-odds of K candidates per post). Batches are cut from
-length-sorted inputs so that little padding is computed.
+prompts) and ``match`` (TLM log-odds of K candidates per post).
+
+The inputs of one call are sorted by length and encoded in micro-batches of
+``batch_size``, each padded only to its own longest text. On CPU small runs win: a batch of
+64 text + profile posts padded to its longest costs about twice its eight length-sorted
+runs of 8 (docs/serving.md), so the CPU default is 8; on CUDA one large run is cheaper.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from stream.tokenizer import Tokenizer
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+MICRO_BATCH = {CPU: 8, CUDA: 64}  # posts per encoder run when not set (0)
 
 
 def choose_providers(device: str = "auto") -> list[str]:
@@ -69,11 +74,12 @@ class OnnxModel:
         precision: str = "auto",
         device: str = "auto",
         threads: int = 0,
-        batch_size: int = 64,
+        batch_size: int = 0,
     ):
         """precision: ``fp32``, ``int8`` or ``auto`` (int8 on CPU when exported, fp32 on
         GPU); threads: onnxruntime intra-op threads (0 = the cores given to the process,
-        ``cores_given``)."""
+        ``cores_given``); batch_size: texts per encoder run (0 = ``MICRO_BATCH`` of the
+        provider)."""
         import onnxruntime as ort
 
         self.folder = Path(folder)
@@ -90,7 +96,7 @@ class OnnxModel:
         if precision not in ("fp32", "int8"):
             raise ValueError(f"precision must be fp32, int8 or auto, not {precision!r}")
         self.precision = precision
-        self.batch_size = batch_size
+        self.batch_size = batch_size or MICRO_BATCH[self.providers[0]]
         options = ort.SessionOptions()
         # onnxruntime's default counts the host's cores, not the container's share of them:
         # in a pod limited to 2 CPUs on a 64-core node it would start 64 threads
@@ -107,9 +113,15 @@ class OnnxModel:
 
         self._open_session = session
         self.post_session = session("encoder")
+        # the matcher is a small MLP over B x K rows: it runs on the calling thread. A thread
+        # pool of its own would spin after each run and take the cores from the encoder's
+        # (measured: about a fifth of the served throughput, docs/serving.md)
+        matcher_options = ort.SessionOptions()
+        matcher_options.intra_op_num_threads = 1
+        matcher_options.inter_op_num_threads = 1
         self.matcher = (
             ort.InferenceSession(
-                str(self.folder / "matcher.onnx"), options, providers=self.providers
+                str(self.folder / "matcher.onnx"), matcher_options, providers=self.providers
             )
             if self.manifest["matcher"]
             else None

@@ -46,7 +46,12 @@ class ServiceSettings(BaseSettings):
         description="onnxruntime intra-op threads (0 = the cores given to the process: its "
         "CPU affinity, or the container's CPU limit when lower).",
     )
-    batch_size: int = Field(64, ge=1, description="Encoder batch (length-sorted inputs).")
+    batch_size: int = Field(
+        0,
+        ge=0,
+        description="Posts per encoder run: a taken batch is length-sorted and encoded in runs "
+        "of this many, each padded to its own longest (0 = 8 on CPU, 64 on CUDA).",
+    )
 
     # --- Kafka
     broker: str = Field(

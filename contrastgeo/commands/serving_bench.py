@@ -3,12 +3,13 @@
 For a trained model folder and a labeled file: exports the model to a temporary store,
 indexes its locations in Qdrant's embedded engine, and geolocates the same posts with
 PyTorch eager, ONNX fp32, ONNX int8 and ONNX int8 with reduce-range (7-bit weights), each
-with and without the TLM rerank stage. Prints posts/s, batch-latency percentiles, speed
-ratios against PyTorch eager and Acc@1 of each. Then the served path (ONNX int8, Qdrant,
-rerank) over indexes of ``--scales`` places (default 30, 7,500, 50,000: the model's own
-locations first, then the world's most populous towns from GeoNames, or a
-``--scale-places`` catalogue file), with posts/s as a ratio to the smallest. ``--out`` also
-writes both as JSON and Markdown.
+with and without the TLM rerank stage, and beside them the previous path (int8 from the
+unfused graph, each batch in one run padded to its longest post). Prints posts/s,
+batch-latency percentiles, speed ratios against PyTorch eager and Acc@1 of each. Then the
+served path (ONNX int8, Qdrant, rerank) over indexes of ``--scales`` places (default 30,
+7,500, 50,000: the model's own locations first, then the world's most populous towns from
+GeoNames, or a ``--scale-places`` catalogue file), with posts/s as a ratio to the
+smallest. ``--out`` also writes both as JSON and Markdown.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True)
     parser.add_argument("--format", choices=FORMATS, required=True)
     parser.add_argument("--posts", type=int, default=1000, help="posts to geolocate (max)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="posts per served batch")
+    parser.add_argument(
+        "--micro-batch",
+        type=int,
+        default=0,
+        help="posts per encoder run within a batch (0 = the worker's default: 8 on CPU)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="0 = all cores")
     parser.add_argument("--radius-km", type=float, default=25.0)
     parser.add_argument(
@@ -110,21 +117,34 @@ def run(args: argparse.Namespace) -> int:
             )
     with tempfile.TemporaryDirectory() as tmp:
         results = measure_serving(
-            model, locations, posts, labels[keep], Path(tmp), args.batch_size, args.threads
+            model,
+            locations,
+            posts,
+            labels[keep],
+            Path(tmp),
+            args.batch_size,
+            args.threads,
+            args.micro_batch,
         )
         if places:
             onnx = OnnxModel(
                 Path(tmp) / "export",
                 precision="int8",
                 threads=args.threads,
-                batch_size=args.batch_size,
+                batch_size=args.micro_batch,
             )
             results["scales"] = measure_scales(
                 onnx, places, posts, Path(tmp), args.scales, args.batch_size
             )
         if encoders:
             results["encoders"] = measure_encoders(
-                encoders, posts, locations, Path(tmp), args.batch_size, args.threads
+                encoders,
+                posts,
+                locations,
+                Path(tmp),
+                args.batch_size,
+                args.threads,
+                args.micro_batch,
             )
     results.update(model=str(args.model), data=[str(p) for p in args.data])
     text = speed_markdown(results)

@@ -24,7 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="0.5,0.8",
         help="fractions of the saturated rate to measure latency at (default 0.5,0.8)",
     )
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="posts per taken batch at most (TAKE_MAX)"
+    )
+    parser.add_argument(
+        "--micro-batch",
+        type=int,
+        default=0,
+        help="posts per encoder run within a batch (BATCH_SIZE; 0 = the worker's default)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = all)")
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON + Markdown")
 
@@ -49,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     service = local_service(
         args.model,
-        batch_size=args.batch_size,
+        batch_size=args.micro_batch,
         take_max=args.batch_size,
         threads=args.threads,
         precision="int8",
@@ -78,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         encoder_posts_per_s_before_after=[raw_before, raw_after],
         stream_vs_encoder=results["stream_posts_per_s"] / raw,
         batch_size=args.batch_size,
+        micro_batch=onnx.batch_size,
         threads=args.threads or os.cpu_count(),
         precision=onnx.precision,
         model=str(args.model),

@@ -29,6 +29,7 @@ RESULTS = {
     "encoder_posts_per_s": 130.0,
     "stream_vs_encoder": 120.0 / 130.0,
     "batch_size": 64,
+    "micro_batch": 8,
     "threads": 2,
     "precision": "int8",
 }
@@ -39,6 +40,7 @@ def test_the_report_has_every_load_and_the_cpu(tmp_path):
     assert "| latency p50 / p99 at 50% load (60 posts/s) | 40 / 90 ms |" in text
     assert "| latency p50 / p99 at 80% load (96 posts/s) | 120 / 410 ms |" in text
     assert "| end to end / raw encoder | 0.92 |" in text and "CPU: AMD EPYC" in text
+    assert "batches of up to 64 encoded in runs of 8" in text
     latency_plot(RESULTS, tmp_path / "latency.png")
     assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -14,7 +14,7 @@ from model.prompts import Location, PostFields
 from stream.index import ALIAS, EdgeIndex, ServerIndex
 from stream.predictor import Predictor
 from stream.prototypes import add_locations, build_collection
-from stream.runtime import OnnxModel
+from stream.runtime import CPU, MICRO_BATCH, OnnxModel
 from stream.tokenizer import Tokenizer
 from tests.support.data import LOCATIONS
 
@@ -50,6 +50,35 @@ def test_fp32_graphs_match_pytorch(exported):
     expected = (logits[..., 1] - logits[..., 0]).numpy()
     got = onnx.match(post, locs[candidates.numpy()])
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_runs_of_a_few_posts_give_one_run_s_embeddings_in_input_order(exported, precision):
+    """A call's texts are length-sorted and encoded in runs of ``batch_size``, each padded to
+    its own longest: the embeddings and token states are the one-run ones, row for row."""
+    _, folder, _ = exported
+    posts = [*POSTS, *reversed(POSTS), "x"]  # lengths in no order, duplicates apart
+    whole = OnnxModel(folder, precision=precision, batch_size=len(posts))
+    runs = OnnxModel(folder, precision=precision, batch_size=2)
+    one, one_states = whole.post_states(posts)
+    split, split_states = runs.post_states(posts)
+    # int8 quantizes activations per run (dynamic ranges): close, not equal
+    atol = 1e-5 if precision == "fp32" else 0.05
+    np.testing.assert_allclose(split, one, atol=atol)
+    for a, b in zip(split_states, one_states, strict=True):
+        assert a.shape == b.shape  # each text's own tokens, no padding
+        np.testing.assert_allclose(a, b, atol=atol if precision == "fp32" else 0.5)
+    alone = np.stack([whole.embed_posts([post])[0] for post in posts])  # no sorting at all
+    np.testing.assert_allclose(split, alone, atol=atol)
+
+
+def test_cpu_runs_are_small_and_the_matcher_runs_on_the_calling_thread(exported):
+    _, folder, _ = exported
+    onnx = OnnxModel(folder, threads=2)
+    assert onnx.batch_size == MICRO_BATCH[CPU] == 8
+    assert onnx.post_session.get_session_options().intra_op_num_threads == 2
+    # a second thread pool would spin after each run and take the encoder's cores
+    assert onnx.matcher.get_session_options().intra_op_num_threads == 1
 
 
 def test_a_locked_location_encoder_is_served_by_its_own_graph(make_model, tmp_path):
