@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="posts per encoder run within a batch (0 = the worker's default: 8 on CPU)",
     )
     parser.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="the paths take turns this many times; posts/s is the median round (default 3)",
+    )
     parser.add_argument("--radius-km", type=float, default=25.0)
     parser.add_argument(
         "--scales",
@@ -91,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     from trainer.data.catalogue import Catalogue, catalogue_of, geonames_places, label_records
     from trainer.data.readers import read_dataset
 
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be at least 1, not {args.rounds}")
     encoders = [name.strip() for name in args.encoders.split(",") if name.strip()]
     if unknown := sorted(set(encoders) - set(ENCODERS)):
         raise SystemExit(f"--encoders: unknown {unknown}; expected some of {', '.join(ENCODERS)}")
@@ -125,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
             args.batch_size,
             args.threads,
             args.micro_batch,
+            args.rounds,
         )
         if places:
             onnx = OnnxModel(

@@ -20,8 +20,9 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
         for i, text in enumerate(posts[:4])
     ]
     gold = np.repeat(np.arange(len(LOCATIONS)), 3)
-    results = measure_serving(model, LOCATIONS, posts, gold, tmp_path, batch=4)
+    results = measure_serving(model, LOCATIONS, posts, gold, tmp_path, batch=4, rounds=2)
     runs = results["runs"]
+    assert all(len(r["posts_per_s_rounds"]) == 2 for r in runs.values())
     assert len(runs) == 12 and results["posts"] == 15 and results["micro_batch"] == 8
     assert runs["pytorch-eager"]["speed_vs_pytorch"] == 1.0
     # Same answers from the same weights: ONNX fp32 matches PyTorch with and without rerank.
