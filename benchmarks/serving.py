@@ -37,6 +37,8 @@ from stream.prototypes import build_collection, upsert_prototypes
 from stream.routing import Message, Rules, route
 from stream.runtime import OnnxModel
 from stream.settings import WorkerSettings
+from trainer.benchmark import interval_text
+from trainer.metrics import paired_bootstrap
 
 
 def _time(fn: Callable[[list[Any]], list[str]], posts: Sequence[Any], batch: int):
@@ -120,17 +122,25 @@ def measure_serving(
             answers[name], seconds = _time(fn, posts, batch)
             timed[name].append(seconds)
     gold_ids = [ids[g] for g in gold]
+    correct = {
+        name: np.array([p == g for p, g in zip(found, gold_ids, strict=True)], dtype=float)
+        for name, found in answers.items()
+    }
     runs = {}
     for name, per_round in timed.items():
         rates = [len(posts) / seconds.sum() for seconds in per_round]
         pooled = np.concatenate(per_round)
+        # Acc@1 minus fp32's on the same posts, with its paired bootstrap 95% interval
+        gap, low, high = paired_bootstrap([correct[name] - correct["onnx-fp32"]])
         runs[name] = {
             "posts_per_s": float(np.median(rates)),
             "posts_per_s_rounds": rates,
             "batch_ms_p50": 1000 * float(np.percentile(pooled, 50)),
             "batch_ms_p95": 1000 * float(np.percentile(pooled, 95)),
             "batch_ms_p99": 1000 * float(np.percentile(pooled, 99)),
-            "acc@1": float(np.mean([p == g for p, g in zip(answers[name], gold_ids, strict=True)])),
+            "acc@1": float(correct[name].mean()),
+            "acc@1_minus_fp32": [gap, low, high],
+            "correct": correct[name].astype(int).tolist(),
         }
     folder, precision, runs_of = variants["onnx-int8"]
     profiled = OnnxModel(folder, precision=precision, threads=threads, batch_size=runs_of)
@@ -263,6 +273,13 @@ def stages_markdown(profile: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _minus_fp32(run: dict[str, Any]) -> str:
+    if "acc@1_minus_fp32" not in run:
+        return "not recorded"
+    gap, low, high = run["acc@1_minus_fp32"]
+    return f"{100 * gap:+.1f} {interval_text(low, high)}"
+
+
 def speed_markdown(results: dict[str, Any]) -> str:
     lines = [
         f"{results['posts']} posts, {results['locations']} locations, batches of "
@@ -271,8 +288,9 @@ def speed_markdown(results: dict[str, Any]) -> str:
         f"batch), {results['threads']} threads, posts/s the median of "
         f"{results.get('rounds', 1)} alternating rounds; CPU: {results.get('cpu', 'not recorded')}",
         "",
-        "| path | posts/s | rounds | × PyTorch | batch p50 ms | p95 ms | p99 ms | Acc@1 (%) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| path | posts/s | rounds | × PyTorch | batch p50 ms | p95 ms | p99 ms | Acc@1 (%) "
+        "| − fp32 [95%] |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results["runs"].items():
         spread = r.get("posts_per_s_rounds", [r["posts_per_s"]])
@@ -280,7 +298,7 @@ def speed_markdown(results: dict[str, Any]) -> str:
             f"| {name} | {r['posts_per_s']:.1f} | {min(spread):.0f}–{max(spread):.0f} | "
             f"{r['speed_vs_pytorch']:.2f} | "
             f"{r['batch_ms_p50']:.0f} | {r['batch_ms_p95']:.0f} | {r['batch_ms_p99']:.0f} | "
-            f"{100 * r['acc@1']:.1f} |"
+            f"{100 * r['acc@1']:.1f} | {_minus_fp32(r)} |"
         )
     overhead = ", ".join(f"{k} {v:.2f}×" for k, v in results["rerank_overhead"].items())
     lines += ["", f"Rerank cost (throughput without / with the rerank stage): {overhead}."]

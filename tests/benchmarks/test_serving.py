@@ -27,6 +27,10 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
     assert runs["pytorch-eager"]["speed_vs_pytorch"] == 1.0
     # Same answers from the same weights: ONNX fp32 matches PyTorch with and without rerank.
     assert runs["onnx-fp32"]["acc@1"] == runs["pytorch-eager"]["acc@1"]
+    assert runs["onnx-fp32"]["acc@1_minus_fp32"] == [0.0, 0.0, 0.0]
+    gap, low, high = runs["onnx-int8"]["acc@1_minus_fp32"]
+    assert low <= gap <= high
+    assert gap == pytest.approx(runs["onnx-int8"]["acc@1"] - runs["onnx-fp32"]["acc@1"])
     assert runs["onnx-fp32, no rerank"]["acc@1"] == runs["pytorch-eager, no rerank"]["acc@1"]
     assert all(
         r["posts_per_s"] > 0 and r["batch_ms_p99"] >= r["batch_ms_p50"] for r in runs.values()
