@@ -33,6 +33,16 @@ def int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def encoder_names(text: str) -> tuple[str, ...]:
+    """Comma-separated named encoders (``model.pretrained.ENCODERS``), as an argparse type."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if unknown := sorted(set(names) - set(ENCODERS)):
+        raise argparse.ArgumentTypeError(
+            f"unknown encoder(s) {unknown}: expected some of {', '.join(ENCODERS)}"
+        )
+    return names
+
+
 def shot_list(text: str) -> tuple[int | str, ...]:
     """``1,4,16,all``: positive integers, and "all" (every label of the training users)."""
     values = tuple(shot_value(x) for x in text.split(",") if x.strip())

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from contrastgeo.commands.data_args import encoder_names
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -23,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--checkpoints",
+        type=encoder_names,
         default="minilm",
         help="named encoders to time, comma-separated (e.g. minilm,e5-small; default minilm)",
     )
@@ -43,16 +46,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"--modes: {error}")
         return 2
-    checkpoints = [c.strip() for c in args.checkpoints.split(",") if c.strip()]
-    from model.pretrained import ENCODERS
-
-    if unknown := sorted(set(checkpoints) - set(ENCODERS)):
-        print(
-            f"--checkpoints: unknown encoder(s) {unknown}: expected some of {', '.join(ENCODERS)}"
-        )
-        return 2
     results = measure_training(
-        sizes, args.plain_up_to, args.steps, args.batch_size, modes, checkpoints
+        sizes, args.plain_up_to, args.steps, args.batch_size, modes, list(args.checkpoints)
     )
     text = training_markdown(results)
     print(text)

@@ -103,6 +103,24 @@ def test_serving_bench_rejects_bad_scales(capsys):
     assert "not a list of sizes" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["serving-bench", "--model", "m", "--data", "d", "--format", "jsonl"], "--encoders"),
+        (["training-bench"], "--checkpoints"),
+    ],
+)
+def test_the_benchmarks_take_only_named_encoders(argv, flag, capsys):
+    from contrastgeo.cli import build_parser
+
+    assert build_parser().parse_args([*argv, flag, "minilm, e5-small"]).__dict__[
+        flag.lstrip("-")
+    ] == ("minilm", "e5-small")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*argv, flag, "minilm,bert"])
+    assert "unknown encoder(s) ['bert']" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_the_encoders_are_served_side_by_side_on_the_same_posts(tmp_path):
     """Each named encoder exported and served int8 in its own torch-free process."""
