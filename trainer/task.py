@@ -63,6 +63,10 @@ class Task:
     report: Counter[str] = field(default_factory=Counter)
 
     @property
+    def countries(self) -> list[str]:
+        return self.catalogue.countries
+
+    @property
     def prompts(self) -> PromptConfig:
         return input_prompts(self.input)
 
@@ -179,7 +183,7 @@ def prepare_task(
         countries = list(countries) if countries else infer_countries(data.records)
         catalogue = build_catalogue(countries, min_population=min_population)
     else:
-        countries = sorted({p.country_code or p.country for p in catalogue.places})
+        countries = catalogue.countries
     labeling = label_records(data.records, catalogue, radius_km)
     keep = np.flatnonzero(labeling.labels >= 0)
     report = Counter({f"skipped-lines:{k}": v for k, v in data.skipped.items()})

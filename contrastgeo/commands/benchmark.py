@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     methods = expand_methods(args.methods, args.protocol)
     check_methods(methods)
     shots = args.shots or DEFAULT_SHOTS[args.protocol]
-    model, train = model_and_train_config(args, progress=False)
     task = task_from_args(args, shots, args.protocol)
+    model, train = model_and_train_config(args, task.countries, progress=False)
     config = BenchmarkConfig(
         shots=shots, seeds=args.seeds, methods=methods, model=model, train=train
     )

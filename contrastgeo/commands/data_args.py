@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
-from model.config import DEFAULT_CHECKPOINT
-from model.pretrained import ENCODERS
+from model.pretrained import AUTO, ENCODERS
 
 FORMATS = ("twitter-jsonl", "latlon-tsv", "nl-tsv", "jsonl", "csv")
 
@@ -125,9 +125,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and training")
     group.add_argument(
         "--checkpoint",
-        default=DEFAULT_CHECKPOINT,
-        help=f"pre-trained encoder: {', '.join(ENCODERS)} (docs/encoders.md) or a local "
-        f"Hugging Face model folder (default {DEFAULT_CHECKPOINT})",
+        default=AUTO,
+        help=f"pre-trained encoder: {AUTO} (default: by the catalogue's countries, "
+        f"docs/encoders.md), {', '.join(ENCODERS)} or a local Hugging Face model folder",
     )
     group.add_argument("--fusion", choices=("vector", "cross-attention", "token"), default="vector")
     group.add_argument(
@@ -164,12 +164,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def model_and_train_config(args: argparse.Namespace, **train):
+def model_and_train_config(args: argparse.Namespace, countries: Sequence[str] = (), **train):
+    """The model and training configs the arguments ask for; ``--checkpoint auto`` picks
+    the encoder by ``countries`` (the catalogue's)."""
     from model import FusionConfig
     from model.pretrained import config_for
     from trainer.train import TrainConfig
 
-    model = config_for(args.checkpoint, fusion=FusionConfig(strategy=args.fusion))
+    checkpoint = chosen_checkpoint(args.checkpoint, countries)
+    model = config_for(checkpoint, fusion=FusionConfig(strategy=args.fusion))
     return model, TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -178,6 +181,24 @@ def model_and_train_config(args: argparse.Namespace, **train):
         word_embeddings=args.word_embeddings,
         **train,
     )
+
+
+def chosen_checkpoint(checkpoint: str, countries: Sequence[str]) -> str:
+    """``checkpoint`` itself, or for ``auto`` the named encoder for the countries' first
+    languages (``model.pretrained.default_encoder``), said on stdout."""
+    from model.pretrained import default_encoder
+    from trainer.data.catalogue import first_language
+
+    if checkpoint != AUTO:
+        return checkpoint
+    languages = [first_language(c) for c in countries]
+    try:
+        chosen = default_encoder(languages)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    spoken = ", ".join(f"{c} {lang or '?'}" for c, lang in zip(countries, languages, strict=True))
+    print(f"encoder: {chosen} (--checkpoint auto; the catalogue's countries: {spoken})")
+    return chosen
 
 
 def catalogue_from_args(args: argparse.Namespace):

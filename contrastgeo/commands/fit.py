@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from trainer.metrics import geolocation_metrics
     from trainer.train import fit
 
-    model_config, train_config = model_and_train_config(args, seed=args.seed)
     task = task_from_args(args, (args.shots,), args.protocol)
+    model_config, train_config = model_and_train_config(args, task.countries, seed=args.seed)
     split = task.split(args.seed)
     model = ContrastGeo.from_config(model_config.model_copy(update={"prompts": task.prompts}))
     print(

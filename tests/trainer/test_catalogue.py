@@ -107,3 +107,12 @@ def test_index_serves_a_catalogue_files_locations(iowa_nebraska, tmp_path):
     with pytest.raises(SystemExit, match="not both"):
         locations_from_args(argparse.Namespace(locations=tmp_path, catalogue=iowa_nebraska))
     assert locations_from_args(argparse.Namespace(locations=None, catalogue=None)) is None
+
+
+def test_first_language_is_geonames_first_listed_language():
+    from trainer.data.catalogue import first_language
+
+    assert [first_language(c) for c in ("US", "gb", "NL", "BE", "RS", "HR", "CH")] == [
+        "en", "en", "nl", "nl", "sr", "hr", "de"
+    ]
+    assert first_language("XX") == ""  # not a country GeoNames knows

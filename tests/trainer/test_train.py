@@ -234,10 +234,41 @@ def test_cli_defaults_are_the_train_config_defaults():
     assert TRAIN_DEFAULTS.head_lr == TrainConfig().head_lr
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
-    assert model_and_train_config(parser.parse_args([]))[1] == TrainConfig()
-    _, trained = model_and_train_config(parser.parse_args(["--location-encoder", "trained"]))
-    assert trained.location_encoder == "trained"
-    assert model_and_train_config(parser.parse_args(["--lr", "1e-4"]))[1].lr == 1e-4
+    us = ["US"]
+    assert model_and_train_config(parser.parse_args([]), us)[1] == TrainConfig()
+    args = parser.parse_args(["--location-encoder", "trained"])
+    assert model_and_train_config(args, us)[1].location_encoder == "trained"
+    assert model_and_train_config(parser.parse_args(["--lr", "1e-4"]), us)[1].lr == 1e-4
+
+
+def test_checkpoint_auto_picks_the_encoder_by_the_catalogues_countries(capsys):
+    """--checkpoint auto (the default): minilm where every country's first language is
+    English, the multilingual e5-small otherwise (one non-English country is enough); a
+    name given is kept whatever the countries; no countries is a clear error."""
+    import argparse
+
+    import pytest
+
+    from contrastgeo.commands.data_args import add_model_arguments, model_and_train_config
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+
+    def encoder(argv, countries):
+        return model_and_train_config(parser.parse_args(argv), countries)[0].encoder
+
+    assert encoder([], ["US"]).checkpoint == "minilm"
+    assert encoder([], ["GB", "IE"]).checkpoint == "minilm"
+    dutch = encoder([], ["NL", "BE"])
+    assert (dutch.checkpoint, dutch.post_prefix) == ("e5-small", "query: ")
+    assert encoder([], ["BA", "HR", "ME", "RS"]).checkpoint == "e5-small"
+    assert encoder([], ["US", "MX"]).checkpoint == "e5-small"
+    assert "encoder: e5-small (--checkpoint auto; the catalogue's countries: US en, MX es)" in (
+        capsys.readouterr().out
+    )
+    assert encoder(["--checkpoint", "minilm"], ["NL"]).checkpoint == "minilm"
+    with pytest.raises(SystemExit, match="none given"):
+        encoder([], [])
 
 
 def test_freeze_lower_layers_and_optimizer_groups(make_model):

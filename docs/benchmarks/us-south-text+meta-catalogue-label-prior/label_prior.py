@@ -55,8 +55,8 @@ def main(seed: int, shots_list: list) -> None:
     argv = ["benchmark", "--protocol", "catalogue", "--data", DATA, "--format", "twitter-jsonl"]
     argv += ["--countries", "US", "--input", "text+meta"]
     args = build_parser().parse_args(argv)
-    model_cfg, train_cfg = model_and_train_config(args, progress=False)
     task = task_from_args(args, tuple(shots_list), "catalogue")
+    model_cfg, train_cfg = model_and_train_config(args, task.countries, progress=False)
     model_cfg = model_cfg.model_copy(update={"prompts": task.prompts})
     frozen = FrozenEncoder(model_cfg)
     split = task.split(seed)
