@@ -113,6 +113,12 @@ def test_first_language_is_geonames_first_listed_language():
     from trainer.data.catalogue import first_language
 
     assert [first_language(c) for c in ("US", "gb", "NL", "BE", "RS", "HR", "CH")] == [
-        "en", "en", "nl", "nl", "sr", "hr", "de"
+        "en",
+        "en",
+        "nl",
+        "nl",
+        "sr",
+        "hr",
+        "de",
     ]
     assert first_language("XX") == ""  # not a country GeoNames knows
