@@ -1,0 +1,116 @@
+"""Exploration (not a project command): which int8 variant stays closest to fp32?
+
+Run: .venv/bin/python docs/benchmarks/int8-variants/int8_variants.py runs/int8/work 3000
+(needs runs/us-16 from `contrastgeo fit`, see docs/serving.md). Quantizes the fused fp32
+encoder with parts kept in fp32 and compares each served int8 variant with served fp32
+on the last 3,000 labeled posts of the us-south file (not held out: 278 of them are
+the model's training posts, 123 its dev posts): Acc@1 (rerank on, each variant
+with its own prototypes), its paired bootstrap interval, and the cosine of post
+embeddings to fp32. An optional third argument picks variants by name ("a|b").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from model import ContrastGeo
+from model.export import export_onnx, fuse, quantize_int8
+from model.prompts import load_locations
+from stream.index import ALIAS, EdgeIndex
+from stream.predictor import Predictor
+from stream.prototypes import build_collection
+from stream.runtime import OnnxModel
+from trainer.data.catalogue import catalogue_of, label_records
+from trainer.data.readers import read_dataset
+from trainer.metrics import paired_bootstrap
+
+MODEL = Path("runs/us-16")
+DATA = "../shared/data/us-south-tweets/tweets.jsonl.gz"
+VARIANTS = {  # name: regular expressions of the fused graph's nodes kept in fp32
+    "int8 (today)": (),
+    "ffn-down fp32": (r"layer\.\d+/output/dense/MatMul",),
+    "embeddings fp32": (r"[Ee]mbed",),
+    "last layer fp32": (r"layer\.5/",),
+    "first layer fp32": (r"layer\.0/",),
+    "ffn fp32": (r"layer\.\d+/(intermediate|output)/dense/MatMul",),
+    "attention fp32": (r"[Aa]ttention",),
+}
+
+
+def main(work: Path, n: int, wanted: str = "") -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    model = ContrastGeo.load(MODEL)
+    locations = load_locations(MODEL / "locations.jsonl")
+    data = read_dataset([DATA], "twitter-jsonl")
+    labels = label_records(data.records, catalogue_of(locations), 25.0).labels
+    keep = np.flatnonzero(labels >= 0)[-n:]  # the file's last n labeled posts
+    posts = [data.records[i].post for i in keep]
+    gold = [locations[labels[i]].id for i in keep]
+    export = work / "export"
+    if not (export / "encoder.onnx").exists():
+        export_onnx(model, export, locations=locations)
+    backbone = model.post_encoder.backbone.config
+    fused = work / "encoder.fused.onnx"
+    if not fused.exists():
+        heads, hidden = backbone.num_attention_heads, backbone.hidden_size
+        assert fuse(export / "encoder.onnx", fused, "bert", heads, hidden)
+
+    def served(folder: Path, precision: str):
+        onnx_model = OnnxModel(folder, precision=precision, threads=2)
+        index = EdgeIndex(work / f"index-{folder.name}-{precision}")
+        index.set_alias(ALIAS, build_collection(index, onnx_model, locations))
+        return onnx_model, index
+
+    def correct(onnx_model, index) -> np.ndarray:
+        predictor = Predictor(onnx_model, index, k=model.config.rerank.k, rerank=True)
+        found = []
+        for i in range(0, len(posts), 64):
+            found += [p.location.location_id for p in predictor.predict(posts[i : i + 64])]
+        return np.array([a == g for a, g in zip(found, gold, strict=True)], dtype=float)
+
+    def embeddings(onnx_model) -> np.ndarray:
+        return np.concatenate(
+            [onnx_model.embed_posts(posts[i : i + 64]) for i in range(0, len(posts), 64)]
+        )
+
+    fp32_model, fp32_index = served(export, "fp32")
+    fp32_correct, fp32_emb = correct(fp32_model, fp32_index), embeddings(fp32_model)
+    print(f"fp32 Acc@1 {100 * fp32_correct.mean():.2f} on {len(posts)} posts")  # noqa: T201
+    names = [v for v in VARIANTS if not wanted or v in wanted.split("|")]
+    for name in names:
+        folder = work / re.sub(r"\W+", "-", name)
+        folder.mkdir(exist_ok=True)
+        for f in export.iterdir():
+            skip = f.name in ("encoder.int8.onnx", "manifest.json")
+            if not skip and not (folder / f.name).exists():
+                (folder / f.name).symlink_to(f.resolve())
+        int8 = folder / "encoder.int8.onnx"
+        if not int8.exists():
+            quantize_int8(fused, int8, keep_fp32=VARIANTS[name])
+        manifest = json.loads((export / "manifest.json").read_text())
+        manifest["files"]["encoder.int8.onnx"] = hashlib.sha256(int8.read_bytes()).hexdigest()
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        onnx_model, index = served(folder, "int8")
+        right, emb = correct(onnx_model, index), embeddings(onnx_model)
+        cos = (emb * fp32_emb).sum(1) / np.linalg.norm(emb, axis=1)
+        cos /= np.linalg.norm(fp32_emb, axis=1)
+        gap, low, high = paired_bootstrap([right - fp32_correct])
+        size = int8.stat().st_size / 2**20
+        print(  # noqa: T201
+            f"{name:18s} Acc@1 {100 * right.mean():.2f}  minus fp32 {100 * gap:+.2f} "
+            f"[{100 * low:+.2f}, {100 * high:+.2f}]  cos mean {cos.mean():.4f} "
+            f"p1 {np.percentile(cos, 1):.4f} min {cos.min():.4f}  {size:.1f} MiB",
+            flush=True,
+        )
+        index.close()
+    fp32_index.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "")
