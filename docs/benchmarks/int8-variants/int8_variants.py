@@ -11,8 +11,6 @@ embeddings to fp32. An optional third argument picks variants by name ("a|b").
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import sys
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 
 from model import ContrastGeo
 from model.export import export_onnx, fuse, quantize_int8
+from model.manifest import sha256, verify_export, write_manifest
 from model.prompts import load_locations
 from stream.index import ALIAS, EdgeIndex
 from stream.predictor import Predictor
@@ -82,6 +81,7 @@ def main(work: Path, n: int, wanted: str = "") -> None:
     fp32_model, fp32_index = served(export, "fp32")
     fp32_correct, fp32_emb = correct(fp32_model, fp32_index), embeddings(fp32_model)
     print(f"fp32 Acc@1 {100 * fp32_correct.mean():.2f} on {len(posts)} posts")  # noqa: T201
+    manifest = verify_export(export)  # each variant's copy names its own int8 graph
     names = [v for v in VARIANTS if not wanted or v in wanted.split("|")]
     for name in names:
         folder = work / re.sub(r"\W+", "-", name)
@@ -93,9 +93,8 @@ def main(work: Path, n: int, wanted: str = "") -> None:
         int8 = folder / "encoder.int8.onnx"
         if not int8.exists():
             quantize_int8(fused, int8, keep_fp32=VARIANTS[name])
-        manifest = json.loads((export / "manifest.json").read_text())
-        manifest["files"]["encoder.int8.onnx"] = hashlib.sha256(int8.read_bytes()).hexdigest()
-        (folder / "manifest.json").write_text(json.dumps(manifest))
+        files = {**manifest["files"], "encoder.int8.onnx": sha256(int8)}
+        write_manifest(folder, {**manifest, "files": files})
         onnx_model, index = served(folder, "int8")
         right, emb = correct(onnx_model, index), embeddings(onnx_model)
         cos = (emb * fp32_emb).sum(1) / np.linalg.norm(emb, axis=1)
