@@ -41,6 +41,23 @@ from trainer.benchmark import interval_text
 from trainer.metrics import paired_bootstrap
 
 
+def labeled_posts(
+    data: str | Path | Sequence[str | Path],
+    fmt: str,
+    locations: Sequence[Location],
+    radius_km: float = 25.0,
+) -> tuple[list[Post], np.ndarray]:
+    """The posts of a labeled file that fall on one of ``locations`` (a model's), in file
+    order, with their gold location's row in ``locations``."""
+    from trainer.data.catalogue import catalogue_of, label_records
+    from trainer.data.readers import read_dataset
+
+    records = read_dataset(data if isinstance(data, list | tuple) else [data], fmt).records
+    labels = label_records(records, catalogue_of(locations), radius_km).labels
+    keep = np.flatnonzero(labels >= 0)
+    return [records[i].post for i in keep], labels[keep]
+
+
 def _time(fn: Callable[[list[Any]], list[str]], posts: Sequence[Any], batch: int):
     """(predicted location ids, per-batch seconds) after one warm-up batch."""
     fn(list(posts[:batch]))

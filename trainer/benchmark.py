@@ -16,7 +16,7 @@ import json
 import platform
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,25 +69,74 @@ def check_methods(methods: Sequence[str]) -> None:
         raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
 
 
-def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) -> dict[str, Any]:
+RunKey = tuple[str, Any, int]  # (method, shots, seed)
+
+
+class CannotResume(ValueError):
+    """Earlier results that this benchmark cannot continue: other data or settings."""
+
+
+def run_benchmark(
+    task: Task,
+    config: BenchmarkConfig,
+    progress: bool = True,
+    previous: dict[str, Any] | None = None,
+    save: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Every (seed, shots, method) run of ``config`` on ``task``, as the ``results.json``
+    document. ``previous``: an earlier document of the same data and settings
+    (``check_resumable``) whose runs are kept, not run again, so an interrupted benchmark,
+    or one given more seeds, shots or methods, runs only what it lacks. ``save`` is called
+    with the document so far after each run (the command writes it to ``results.json``)."""
     check_methods(config.methods)
     catalogue_protocol = task.fewshot.protocol == "catalogue"
     model_config = config.model.model_copy(update={"prompts": task.prompts})
     frozen = FrozenEncoder(model_config)
-    rows: list[dict[str, Any]] = []
+    kept = check_resumable(previous, task, config) if previous else {}
+    rows: list[dict[str, Any]] = list(kept.values())
     first_split = None
     start = time.perf_counter()
+    todo = [
+        (method, shots, seed)
+        for seed in range(config.seeds)
+        for shots in config.shots
+        for method in config.methods
+        if (method, shots, seed) not in kept
+    ]
     bar = tqdm(
-        total=config.seeds * len(config.shots) * len(config.methods),
-        desc=f"benchmark {task.name}",
+        total=len(todo),
+        desc=f"benchmark {task.name}" + (f" ({len(kept)} runs kept)" if kept else ""),
         unit="run",
         disable=not progress,
     )
-    for seed in range(config.seeds):
+
+    def document() -> dict[str, Any]:
+        assert first_split is not None
+        fresh = {
+            "dataset": task.name,
+            "input": task.input,
+            "protocol": task.fewshot.protocol,
+            "catalogue_size": len(task.catalogue.locations),
+            "locations": len(first_split.locations),
+            "test_posts": len(first_split.test),
+            "user_disjoint": first_split.partition.user_disjoint,
+            "seconds": time.perf_counter() - start,
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "settings": config.model_dump(mode="json"),
+            "data_report": dict(task.report),
+            "split_report": dict(first_split.partition.report),
+        }
+        if previous:  # the first seed's figures stay those of the run that scored it
+            fresh |= {k: previous[k] for k in RESUMED_FIELDS if k in previous}
+            fresh["seconds"] += previous.get("seconds", 0.0)
+        return {**fresh, "results": sorted(rows, key=run_order(config))}
+
+    for seed in sorted({seed for _, _, seed in todo}):
         split = task.split(seed)
         first_split = first_split or split
         gold = split.gold(split.test)
         test_digest = split_digest(split.test)
+        check_same_test_posts(kept, seed, test_digest)
         shot_free: dict[str, Predictions] = {}
         for shots in config.shots:
             if catalogue_protocol:  # training labels of each test post's gold place at this k
@@ -96,6 +145,8 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
                 )[gold]
             shared: dict[str, Any] = {}  # what this (seed, k)'s methods reuse
             for method in config.methods:
+                if (method, shots, seed) in kept:
+                    continue
                 bar.set_postfix_str(f"{method} k={shots} seed={seed}")
                 if method in shot_free:
                     pred = shot_free[method]
@@ -142,22 +193,68 @@ def run_benchmark(task: Task, config: BenchmarkConfig, progress: bool = True) ->
                     },
                 )
                 bar.update(1)
+                if save:
+                    save(document())
     bar.close()
+    if first_split is None:  # every run kept: nothing ran
+        first_split = task.split(0)
+    return document()
+
+
+RESUMED_FIELDS = ("locations", "test_posts", "user_disjoint", "split_report")
+
+
+def run_order(config: BenchmarkConfig) -> Callable[[dict[str, Any]], tuple[int, int, int]]:
+    """Sort key of a result row: seed, then shots and method in the config's order."""
+    shots, methods = list(config.shots), list(config.methods)
+    return lambda row: (row["seed"], shots.index(row["shots"]), methods.index(row["method"]))
+
+
+def check_resumable(
+    previous: dict[str, Any], task: Task, config: BenchmarkConfig
+) -> dict[RunKey, dict[str, Any]]:
+    """The rows of ``previous`` that ``config`` asks for, by (method, shots, seed); a
+    ``CannotResume`` that names the difference when ``previous`` was run on other data or
+    with other settings (seeds, shots and methods may differ: they only add runs)."""
+    same = {"dataset": task.name, "input": task.input, "protocol": task.fewshot.protocol}
+    for key, value in same.items():
+        if previous.get(key, "fewshot" if key == "protocol" else None) != value:
+            raise CannotResume(
+                f"the earlier results have {key} {previous.get(key)!r}, this run {value!r}"
+            )
+    free = ("seeds", "shots", "methods")
+    ours = {k: v for k, v in config.model_dump(mode="json").items() if k not in free}
+    theirs = {k: v for k, v in previous.get("settings", {}).items() if k not in free}
+    if ours != theirs:
+        differ = sorted({path for path, _ in setting_paths(ours) ^ setting_paths(theirs)})
+        raise CannotResume(
+            "the earlier results were run with other settings "
+            f"({', '.join(differ[:6])}); use another --out"
+        )
+    wanted = {(m, k, s) for m in config.methods for k in config.shots for s in range(config.seeds)}
     return {
-        "dataset": task.name,
-        "input": task.input,
-        "protocol": task.fewshot.protocol,
-        "catalogue_size": len(task.catalogue.locations),
-        "locations": len(first_split.locations),
-        "test_posts": len(first_split.test),
-        "user_disjoint": first_split.partition.user_disjoint,
-        "results": rows,
-        "seconds": time.perf_counter() - start,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-        "settings": config.model_dump(mode="json"),
-        "data_report": dict(task.report),
-        "split_report": dict(first_split.partition.report),
+        key: row
+        for row in previous.get("results", [])
+        if (key := (row["method"], row["shots"], row["seed"])) in wanted
     }
+
+
+def setting_paths(settings: Any, prefix: str = "") -> set[tuple[str, str]]:
+    """Flattened ``(dotted.path, repr(value))`` pairs, so that two settings' difference
+    can be named."""
+    if isinstance(settings, dict):
+        return {p for k, v in settings.items() for p in setting_paths(v, f"{prefix}{k}.")}
+    return {(prefix.rstrip("."), repr(settings))}
+
+
+def check_same_test_posts(kept: dict[RunKey, dict[str, Any]], seed: int, digest: str) -> None:
+    """A seed partly kept must have the same test posts now (same data, same split)."""
+    for (_, _, s), row in kept.items():
+        if s == seed and row.get("test_digest", digest) != digest:
+            raise CannotResume(
+                f"seed {seed}'s test posts differ from the earlier results' "
+                "(other data or another split); use another --out"
+            )
 
 
 def split_digest(records: Sequence[int]) -> str:

@@ -8,6 +8,7 @@ k posts each), and ``catalogue`` (every place of the catalogue a candidate).
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -50,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + "; ".join(f"{k} = {v}" for k, v in METHOD_GROUPS.items()),
     )
     parser.add_argument("--out", type=Path, default=None, help="default runs/benchmark/<name>")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs already in OUT/results.json (same data and settings; --seeds, "
+        "--shots and --methods may add runs) and run only the missing ones; results.json "
+        "is written after every run, so an interrupted benchmark resumes where it stopped",
+    )
 
 
 def expand_methods(names: tuple[str, ...], protocol: str = "fewshot") -> tuple[str, ...]:
@@ -64,7 +72,13 @@ def expand_methods(names: tuple[str, ...], protocol: str = "fewshot") -> tuple[s
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.benchmark import BenchmarkConfig, check_methods, run_benchmark, write_report
+    from trainer.benchmark import (
+        BenchmarkConfig,
+        CannotResume,
+        check_methods,
+        run_benchmark,
+        write_report,
+    )
     from trainer.data.fewshot import DEFAULT_SHOTS
 
     methods = expand_methods(args.methods, args.protocol)
@@ -75,10 +89,26 @@ def run(args: argparse.Namespace) -> int:
     config = BenchmarkConfig(
         shots=shots, seeds=args.seeds, methods=methods, model=model, train=train
     )
-    results = run_benchmark(task, config)
     suffix = "" if args.protocol == "fewshot" else "-catalogue"
     out = args.out or Path("runs/benchmark") / f"{task.name}-{task.input}{suffix}"
     command = "contrastgeo " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
+    previous = None
+    if args.resume:
+        if (out / "results.json").is_file():
+            previous = json.loads((out / "results.json").read_text())
+        else:
+            print(f"{out}/results.json not found: nothing to resume, running everything")
+
+    def save(document: dict) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        partial = out / "results.json.partial"
+        partial.write_text(json.dumps({**document, "command": command}, indent=1) + "\n")
+        partial.replace(out / "results.json")
+
+    try:
+        results = run_benchmark(task, config, previous=previous, save=save)
+    except CannotResume as error:
+        raise SystemExit(f"benchmark --resume: {error}") from None
     for path in write_report(results, out, command):
         print(f"wrote {path}")
     print()

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks import write_results
     from benchmarks.serving import (
         encoders_markdown,
+        labeled_posts,
         measure_encoders,
         measure_scales,
         measure_serving,
@@ -94,20 +95,17 @@ def run(args: argparse.Namespace) -> int:
     from model import ContrastGeo
     from model.prompts import load_locations
     from stream.runtime import OnnxModel
-    from trainer.data.catalogue import Catalogue, catalogue_of, geonames_places, label_records
-    from trainer.data.readers import read_dataset
+    from trainer.data.catalogue import Catalogue, geonames_places
 
     if args.rounds < 1:
         raise SystemExit(f"--rounds must be at least 1, not {args.rounds}")
     encoders = list(args.encoders)
     model = ContrastGeo.load(args.model)
     locations = load_locations(args.model / "locations.jsonl")
-    data = read_dataset(args.data, args.format)
-    labels = label_records(data.records, catalogue_of(locations), args.radius_km).labels
-    keep = np.flatnonzero(labels >= 0)[: args.posts]
-    if len(keep) == 0:
+    posts, labels = labeled_posts(args.data, args.format, locations, args.radius_km)
+    posts, labels = posts[: args.posts], labels[: args.posts]
+    if not posts:
         raise SystemExit("no post of the file falls on one of the model's locations")
-    posts = [data.records[i].post for i in keep]
     places = []
     if args.scales:
         if args.scale_places:
@@ -126,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             model,
             locations,
             posts,
-            labels[keep],
+            labels,
             Path(tmp),
             args.batch_size,
             args.threads,

@@ -1,11 +1,12 @@
 """The serving benchmark measures every path on the same posts (not a timed test)."""
 
+import json
 import resource
 
 import numpy as np
 import pytest
 
-from benchmarks.serving import measure_serving, speed_markdown
+from benchmarks.serving import labeled_posts, measure_serving, speed_markdown
 from schemas.posts import Coordinates, Post
 from tests.support.data import LOCATIONS
 
@@ -138,3 +139,17 @@ def test_the_encoders_are_served_side_by_side_on_the_same_posts(tmp_path):
     # e5-small's 250k-token table makes its export far larger than minilm's
     assert runs["e5-small"]["export_int8_mib"] > 3 * runs["minilm"]["export_int8_mib"]
     assert "| e5-small |" in encoders_markdown(results) and "flags" in results["cpu"]
+
+
+def test_labeled_posts_keeps_the_posts_on_the_models_locations_in_file_order(tmp_path):
+    rows = [  # Nashville, far from every location, Memphis, Utrecht
+        {"id": "a", "text": "hot chicken", "lat": 36.16, "lon": -86.77, "user_id": "u1"},
+        {"id": "b", "text": "middle of nowhere", "lat": 40.0, "lon": -100.0, "user_id": "u2"},
+        {"id": "c", "text": "on Beale", "lat": 35.14, "lon": -90.04, "user_id": "u3"},
+        {"id": "d", "text": "fietsen", "lat": 52.1, "lon": 5.11, "user_id": "u4"},
+    ]
+    path = tmp_path / "posts.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    posts, labels = labeled_posts(path, "jsonl", LOCATIONS)
+    assert [post.text for post in posts] == ["hot chicken", "on Beale", "fietsen"]
+    assert [LOCATIONS[i].name for i in labels] == ["Nashville", "Memphis", "Utrecht"]

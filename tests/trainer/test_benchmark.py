@@ -411,3 +411,55 @@ def test_fit_on_a_catalogue_saves_the_whole_catalogue_for_serving(
     assert metrics["protocol"] == "catalogue" and metrics["shots"] == "all"
     # every place of the catalogue is served, the 4 with labels and the rest
     assert load_locations(model / "locations.jsonl") == catalogue.locations
+
+
+def test_resume_runs_only_what_the_earlier_results_lack(
+    tmp_path, tiny_checkpoint, labeled_file, monkeypatch
+):
+    """--resume keeps the rows of results.json and runs the missing (method, shots, seed)
+    runs, whose rows equal a fresh run's; other settings are refused with their name."""
+    from trainer import methods as methods_module
+
+    def argv(out, seeds, methods, steps="2"):
+        return [
+            "--log-level", "WARNING", "benchmark", "--data", str(labeled_file),
+            "--format", "jsonl", "--countries", "US", "--min-posts", "20", "--shots", "1",
+            "--steps", steps, "--checkpoint", tiny_checkpoint, "--seeds", seeds,
+            "--methods", methods, "--out", str(out),
+        ]  # fmt: skip
+
+    fresh, resumed = tmp_path / "fresh", tmp_path / "resumed"
+    assert main(argv(fresh, "2", "contrastgeo,gazetteer")) == 0
+    ran = []
+
+    def spy(name, stop_at_seed=None):
+        method = methods_module.METHODS[name]
+
+        def run(run):
+            if run.seed == stop_at_seed:
+                raise KeyboardInterrupt
+            ran.append((name, run.seed))
+            return method(run)
+
+        monkeypatch.setitem(methods_module.METHODS, name, run)
+
+    spy("contrastgeo", stop_at_seed=1)
+    with pytest.raises(KeyboardInterrupt):  # interrupted: seed 0's run is saved
+        main(argv(resumed, "2", "contrastgeo"))
+    monkeypatch.undo()
+    ran.clear()
+    spy("contrastgeo"), spy("gazetteer")
+    assert main([*argv(resumed, "2", "contrastgeo,gazetteer"), "--resume"]) == 0
+    assert sorted(ran) == [("contrastgeo", 1), ("gazetteer", 0), ("gazetteer", 1)]
+
+    def rows(out):
+        results = json.loads((out / "results.json").read_text())
+        return {
+            (r["method"], r["seed"]): (r["correct"], r["acc@1"], r.get("best_step"))
+            for r in results["results"]
+        }
+
+    assert rows(resumed) == rows(fresh)
+    assert "2 seed(s)" in (resumed / "results.md").read_text()
+    with pytest.raises(SystemExit, match=r"other settings \(train\.steps\)"):
+        main([*argv(resumed, "3", "contrastgeo", steps="3"), "--resume"])

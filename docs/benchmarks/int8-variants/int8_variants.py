@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.serving import labeled_posts
 from model import ContrastGeo
 from model.export import export_onnx, fuse, quantize_int8
 from model.manifest import sha256, verify_export, write_manifest
@@ -25,8 +26,6 @@ from stream.index import ALIAS, EdgeIndex
 from stream.predictor import Predictor
 from stream.prototypes import build_collection
 from stream.runtime import OnnxModel
-from trainer.data.catalogue import catalogue_of, label_records
-from trainer.data.readers import read_dataset
 from trainer.metrics import paired_bootstrap
 
 MODEL = Path("runs/us-16")
@@ -46,11 +45,8 @@ def main(work: Path, n: int, wanted: str = "") -> None:
     work.mkdir(parents=True, exist_ok=True)
     model = ContrastGeo.load(MODEL)
     locations = load_locations(MODEL / "locations.jsonl")
-    data = read_dataset([DATA], "twitter-jsonl")
-    labels = label_records(data.records, catalogue_of(locations), 25.0).labels
-    keep = np.flatnonzero(labels >= 0)[-n:]  # the file's last n labeled posts
-    posts = [data.records[i].post for i in keep]
-    gold = [locations[labels[i]].id for i in keep]
+    posts, labels = labeled_posts(DATA, "twitter-jsonl", locations)
+    posts, gold = posts[-n:], [locations[i].id for i in labels[-n:]]  # the last n
     export = work / "export"
     if not (export / "encoder.onnx").exists():
         export_onnx(model, export, locations=locations)
