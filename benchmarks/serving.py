@@ -218,7 +218,7 @@ class StageClock:
 
 
 class _Proxy:
-    """``target`` with one method replaced (the others are the target's own)."""
+    """``target`` with some methods replaced (the others are the target's own)."""
 
     def __init__(self, target: Any, **methods: Callable[..., Any]) -> None:
         self._target = target
@@ -240,7 +240,11 @@ def profile_stages(
     session = onnx.post_session
     onnx.post_session = _Proxy(session, run=clock.timed("ONNX encoder", session.run))
     onnx.match = clock.timed("rerank (TLM matcher)", onnx.match)
-    queried = _Proxy(index, query=clock.timed("index query (top k)", index.query))
+    queried = _Proxy(
+        index,
+        query=clock.timed("index query (top k)", index.query),
+        vectors=clock.timed("candidate vectors read (once per point)", index.vectors),
+    )
     predictor = Predictor(onnx, queried)
     rules = Rules.of(WorkerSettings())
     payloads = [line.encode() for line in post_json(posts)]
@@ -264,7 +268,13 @@ def profile_stages(
         serialize(routed, predictions, now)
         batches += 1
     seconds = dict(clock.seconds)
-    measured = ("tokenize", "ONNX encoder", "index query (top k)", "rerank (TLM matcher)")
+    measured = (
+        "tokenize",
+        "ONNX encoder",
+        "index query (top k)",
+        "candidate vectors read (once per point)",
+        "rerank (TLM matcher)",
+    )
     seconds["rest of predict (texts, sort, candidates)"] = seconds.pop("predict") - sum(
         seconds.get(stage, 0.0) for stage in measured
     )
@@ -478,7 +488,7 @@ def measure_scales(
             query = []
             for s in range(0, len(embeddings), batch):
                 started = time.perf_counter()
-                indexes[n].query(ALIAS, embeddings[s : s + batch], predictor.k, with_vectors=True)
+                indexes[n].query(ALIAS, embeddings[s : s + batch], predictor.k)
                 query.append(time.perf_counter() - started)
             measured[n].append(
                 {

@@ -83,6 +83,11 @@ class VectorIndex(ABC):
         ``collection`` may be an alias."""
 
     @abstractmethod
+    def vectors(self, collection: str, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors (as the index scores them: normalized) of ``ids``, in their
+        order: (len(ids), D); KeyError naming the ids that are not there."""
+
+    @abstractmethod
     def set_alias(self, alias: str, collection: str) -> None:
         """Point ``alias`` at ``collection`` in one atomic step."""
 
@@ -108,6 +113,15 @@ def _check(vectors: np.ndarray, ids: Sequence[int], payloads: Sequence[dict]) ->
             f"{vectors.shape}, {len(payloads)}"
         )
     return vectors
+
+
+def _in_order(records: Sequence[Any], ids: Sequence[int], collection: str) -> np.ndarray:
+    """Either backend's retrieved records (any order) -> their vectors in ``ids``' order."""
+    found = {int(r.id): r.vector for r in records}
+    missing = [int(i) for i in ids if int(i) not in found]
+    if missing:
+        raise KeyError(f"points {missing[:10]} are not in {collection!r}")
+    return np.array([found[int(i)] for i in ids], dtype=np.float32).reshape(len(ids), -1)
 
 
 def _hit(point: Any, with_vectors: bool) -> Hit:
@@ -199,6 +213,10 @@ class EdgeIndex(VectorIndex):
         ]
         results = self._shard(collection).query_batch(q.QueryBatchRequest(requests))
         return [[_hit(p, with_vectors) for p in points] for points in results]
+
+    def vectors(self, collection, ids) -> np.ndarray:
+        records = self._shard(collection).retrieve([int(i) for i in ids], False, True)
+        return _in_order(records, ids, collection)
 
     def set_alias(self, alias: str, collection: str) -> None:
         if not self.exists(collection):
@@ -309,8 +327,15 @@ class ServerIndex(VectorIndex):
             )
             for v in vectors
         ]
-        responses = self.client.query_batch_points(self._name(collection), requests)
+        # the server resolves an alias itself: no round trip to look it up on each query
+        responses = self.client.query_batch_points(collection, requests)
         return [[_hit(p, with_vectors) for p in r.points] for r in responses]
+
+    def vectors(self, collection, ids) -> np.ndarray:
+        records = self.client.retrieve(
+            collection, [int(i) for i in ids], with_payload=False, with_vectors=True
+        )
+        return _in_order(records, ids, collection)
 
     def set_alias(self, alias: str, collection: str) -> None:
         from qdrant_client import models

@@ -25,6 +25,7 @@ import numpy as np
 
 from stream.index import ALIAS, VectorIndex
 from stream.runtime import OnnxModel
+from stream.vector_cache import CandidateVectors
 
 
 @dataclass(frozen=True)
@@ -109,20 +110,19 @@ class Predictor:
         self.tlm_weight = model.config.rerank.tlm_weight if self.rerank else 0.0
         self.abstain_below = abstain_below
         self.where = where
+        self.candidate_vectors = CandidateVectors(index, collection) if self.rerank else None
 
     def predict(self, posts: Sequence[Any]) -> list[Prediction]:
         embeddings = self.model.embed_posts(posts)
-        hits = self.index.query(
-            self.collection, embeddings, self.k, where=self.where, with_vectors=self.rerank
-        )
+        hits = self.index.query(self.collection, embeddings, self.k, where=self.where)
         k = min(len(h) for h in hits)
         if k == 0:
             raise RuntimeError(f"the index {self.collection!r} returned no candidates")
         hits = [h[:k] for h in hits]
         cosine = np.array([[h.score for h in row] for row in hits], dtype=np.float32)
         tlc = log_softmax(self.model.inverse_temperature * cosine)
-        if self.rerank:
-            vectors = np.stack([np.stack([h.vector for h in row]) for row in hits])
+        if self.candidate_vectors is not None:
+            vectors = self.candidate_vectors(embeddings, hits)
             tlm = log_sigmoid(self.model.match(embeddings, vectors))
         else:
             tlm = np.zeros_like(tlc)

@@ -1,5 +1,6 @@
-"""The faust agent in faust's test context, with AsyncMock sinks: a batch's outputs are
-all sent (not attached to offsets) and delivered before its offsets are committed."""
+"""The faust agent in faust's test context, its producer replaced by a sink (``app.publish``)
+and its commits by AsyncMocks: a batch's outputs are all sent and delivered before its
+offsets are committed."""
 
 from __future__ import annotations
 
@@ -30,17 +31,13 @@ def test_the_agent_publishes_a_batch_then_commits(served, tmp_path):
     settings, app = agent_app(served, tmp_path)
     calls: list[tuple] = []
 
-    def sink(topic):
-        async def send(key, value, force):
-            calls.append(("send", topic, key, value, force))
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)  # the broker's acknowledgement
-            return done
+    async def publish(output):
+        calls.append(("send", output.topic, output.key, output.value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)  # the broker's acknowledgement
+        return done
 
-        return AsyncMock(side_effect=send)
-
-    for name, topic in app.output_topics.items():
-        topic.send = sink(name)
+    app.publish = publish
     payloads = [
         json.dumps({"id": f"p{i}", "text": "hello from memphis"}).encode() for i in range(3)
     ]
@@ -63,17 +60,14 @@ def test_the_agent_publishes_a_batch_then_commits(served, tmp_path):
     # the posts may come in more than one batch (each is taken as the encoder is free);
     # every batch's outputs are sent before its commit, so no output follows the last one
     assert calls[-1] == ("commit",) and calls[0] != ("commit",)
-    assert all(force for *_, force in sends)  # published now, not attached to the offset
     geotagged = [
         GeotaggedPost.model_validate_json(v)
-        for _, t, _, v, _ in sends
+        for _, t, _, v in sends
         if t == settings.geotagged_topic
     ]
     assert sorted(e.post_id for e in geotagged) == ["p0", "p1", "p2"]
     (letter,) = [
-        DeadLetter.model_validate_json(v)
-        for _, t, _, v, _ in sends
-        if t == settings.dead_letter_topic
+        DeadLetter.model_validate_json(v) for _, t, _, v in sends if t == settings.dead_letter_topic
     ]
     assert letter.reason == "not-json"
 
@@ -88,15 +82,14 @@ def test_a_failed_batch_is_retried_and_a_stopped_one_never_acked(served, tmp_pat
         retry_max_s=0.05,
     )
     calls: list = []
-    for topic in app.output_topics.values():
 
-        async def send(key, value, force):
-            calls.append("send")
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
+    async def publish(output):
+        calls.append("send")
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
-        topic.send = AsyncMock(side_effect=send)
+    app.publish = publish
     process = app.geotagger.process
     attempts = []
 
@@ -156,20 +149,18 @@ def test_a_rebalance_waits_for_the_batch_in_flight_to_be_committed(served, tmp_p
     calls: list = []
     broker_acks = asyncio.Event()  # set: the broker acknowledges the sends
 
-    for topic in app.output_topics.values():
+    async def publish(output):
+        calls.append("send")
+        done = asyncio.get_running_loop().create_future()
 
-        async def send(key, value, force):
-            calls.append("send")
-            done = asyncio.get_running_loop().create_future()
+        async def acknowledge():
+            await broker_acks.wait()
+            done.set_result(None)
 
-            async def acknowledge():
-                await broker_acks.wait()
-                done.set_result(None)
+        asyncio.get_running_loop().create_task(acknowledge())
+        return done
 
-            asyncio.get_running_loop().create_task(acknowledge())
-            return done
-
-        topic.send = AsyncMock(side_effect=send)
+    app.publish = publish
 
     async def go():
         await app.geotagger.wait_for_model()
@@ -204,16 +195,14 @@ def test_failed_deliveries_turn_the_worker_unready_and_count_nothing(served, tmp
     )
     broker_up = False
 
-    for topic in app.output_topics.values():
+    async def publish(output):
+        if not broker_up:
+            raise ConnectionError("the broker refuses the record")
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
-        async def send(key, value, force):
-            if not broker_up:
-                raise ConnectionError("the broker refuses the record")
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-
-        topic.send = AsyncMock(side_effect=send)
+    app.publish = publish
 
     def metric(name: str) -> str:
         text = app.geotagger.metrics.render().decode()

@@ -6,35 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.index import EdgeIndex, ServerIndex, collection_name
-
-DIM = 8
-
-
-@pytest.fixture(params=["edge", "client"])
-def make_index(request, tmp_path):
-    """Factory: opens (or reopens) the backend's index stored under tmp_path."""
-    opened = []
-
-    def make():
-        if request.param == "edge":
-            index = EdgeIndex(tmp_path / "edge")
-        else:
-            index = ServerIndex.connect(path=str(tmp_path / "client"))
-        opened.append(index)
-        return index
-
-    yield make
-    for index in opened:
-        index.close()
-
-
-def points(n: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    vectors = rng.normal(size=(n, DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    payloads = [{"location_id": f"L{i}", "country": "US" if i % 2 else "NL"} for i in range(n)]
-    return list(range(n)), vectors, payloads
+from stream.index import collection_name
+from tests.stream.conftest import DIM, points
 
 
 def test_upsert_query_returns_exact_nearest_neighbours(make_index):
@@ -109,3 +82,14 @@ def test_bad_input_is_a_clear_error(make_index):
         index.upsert("c", [1, 2], np.zeros((3, DIM)), [{}, {}])
     with pytest.raises(ValueError, match="exists"):
         index.create("c", DIM)
+
+
+def test_vectors_are_read_by_id_in_the_order_asked(make_index):
+    index = make_index()
+    index.create(collection_name("v1"), DIM)
+    ids, vectors, payloads = points(10)
+    index.upsert(collection_name("v1"), ids, vectors, payloads)
+    index.set_alias("locations", collection_name("v1"))
+    np.testing.assert_allclose(index.vectors("locations", [7, 2, 7]), vectors[[7, 2, 7]], atol=1e-6)
+    with pytest.raises(KeyError, match=r"\[99\]"):
+        index.vectors("locations", [2, 99])
