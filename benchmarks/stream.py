@@ -99,6 +99,21 @@ async def timed_replay(
 LOAD_FRACTIONS = (0.5, 0.8)
 
 
+def full_batches(log_file: Path, size: int) -> dict[str, float]:
+    """The worker's own timing of its full batches (``size`` inputs), from its ``batch``
+    log lines: median ms from taking a batch to its outputs acknowledged, and of that the
+    ms in the model's thread (embedding, index query, rerank)."""
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+    full = [e for e in lines if e.get("event") == "batch" and e.get("inputs") == size]
+    if not full:
+        return {"full_batches": 0}
+    return {
+        "full_batches": len(full),
+        "batch_ms_p50": float(np.median([e["ms"] for e in full])),
+        "predict_ms_p50": float(np.median([e["predict_ms"] for e in full])),
+    }
+
+
 def check_fractions(fractions: Sequence[float]) -> None:
     if not fractions or any(not 0 < f < 1.5 for f in fractions):
         raise ValueError(f"load fractions of the saturated rate must lie in (0, 1.5): {fractions}")
@@ -162,6 +177,7 @@ def measure_stream(
         "saturated_posts": len(saturated),
         "stream_posts_per_s": rate,
         "loads": loads,
+        **full_batches(log_file, settings.take_max),
     }
 
 
@@ -181,6 +197,13 @@ def stream_markdown(results: dict[str, Any]) -> str:
         f"| end to end through the broker | {r['stream_posts_per_s']:.1f} posts/s |",
         f"| end to end / raw encoder | {r['stream_vs_encoder']:.2f} |",
     ]
+    if r.get("full_batches"):
+        outside = 1 - r["predict_ms_p50"] / r["batch_ms_p50"]
+        lines.append(
+            f"| a full batch in the worker, median of {r['full_batches']}: whole / in the "
+            f"model's thread | {r['batch_ms_p50']:.0f} / {r['predict_ms_p50']:.0f} ms "
+            f"({100 * outside:.0f}% outside) |"
+        )
     for load in r["loads"]:
         at = f"at {100 * load['fraction']:.0f}% load ({load['posts_per_s']:.0f} posts/s)"
         lines.append(

@@ -74,6 +74,7 @@ class Batch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # control-notice kinds
     model_version: str = ""
+    predict_seconds: float = 0.0  # in the model's thread: embedding, index query, rerank
 
     def geotagged(self) -> Counter:
         """Geotagged events by source (gps, place, model)."""
@@ -274,7 +275,9 @@ class Geotagger:
                 Output(s.geotagged_topic, carried.key, carried.geotagged, ref, carried.source)
             )
         if routed.to_predict:
+            predict_started = time.perf_counter()
             predictions = await self._predict([post for _, post in routed.to_predict])
+            batch.predict_seconds = time.perf_counter() - predict_started
             for (message, post), prediction in zip(routed.to_predict, predictions, strict=True):
                 try:
                     if isinstance(prediction, Exception):
@@ -343,6 +346,7 @@ class Geotagger:
             skipped=len(batch.skipped),
             model_version=batch.model_version or self.version,
             ms=round(1000 * (time.perf_counter() - batch.started), 1),
+            predict_ms=round(1000 * batch.predict_seconds, 1),
         )
 
     def _dead_letter_output(self, letter: DeadLetter) -> Output:

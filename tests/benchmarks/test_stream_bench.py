@@ -57,3 +57,24 @@ def test_the_command_parses_its_loads(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["stream-bench", "--data", "x", "--loads", "0.5,x"])
     assert "--loads" in capsys.readouterr().err
+
+
+def test_full_batches_are_timed_from_the_worker_s_own_log_lines(tmp_path):
+    from benchmarks.stream import full_batches
+
+    log = tmp_path / "worker.log"
+    lines = [
+        '{"event": "model loaded", "version": "v1"}',
+        '{"event": "batch", "inputs": 64, "ms": 300.0, "predict_ms": 240.0}',
+        '{"event": "batch", "inputs": 12, "ms": 90.0, "predict_ms": 80.0}',  # not full
+        "a line that is not JSON",
+        '{"event": "batch", "inputs": 64, "ms": 340.0, "predict_ms": 250.0}',
+        '{"event": "batch", "inputs": 64, "ms": 320.0, "predict_ms": 270.0}',
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    timed = full_batches(log, 64)
+    assert timed == {"full_batches": 3, "batch_ms_p50": 320.0, "predict_ms_p50": 250.0}
+    text = stream_markdown({**RESULTS, **timed})
+    assert "| a full batch in the worker, median of 3: whole / in the model's thread | " in text
+    assert "320 / 250 ms (22% outside) |" in text
+    assert full_batches(log, 32) == {"full_batches": 0}

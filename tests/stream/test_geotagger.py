@@ -47,8 +47,13 @@ def test_a_batch_becomes_its_events(settings):
         await geotagger.wait_for_model()
         done = await geotagger.process(batch())
         assert "contrastgeo_posts_in_total 0.0" in geotagger.metrics.render().decode()
-        geotagger.delivered(done)  # counted once delivered, not when made
+        with capture_logs() as logs:
+            geotagger.delivered(done)  # counted once delivered, not when made
         geotagger.close()
+        (line,) = [e for e in logs if e["event"] == "batch"]
+        # the model's share of the batch's time is in its log line
+        assert 0 < line["predict_ms"] <= line["ms"]
+        assert (line["inputs"], line["predicted"], line["carried"]) == (5, 2, 1)
         return geotagger, done.outputs
 
     geotagger, outputs = asyncio.run(go())
