@@ -5,7 +5,9 @@ rate measured in the same run on the same posts (``contrastgeo stream-bench``).
    cannot beat: the rest of the pipeline only adds to it).
 2. **Saturated stream**: the posts are written to the input topic first, then a worker
    starts; throughput = posts / (last output's ``geotagged_at`` - first input's
-   ``received_at``), so start-up and group join are not counted.
+   ``received_at``), so start-up and group join are not counted. Over the same window,
+   the cores the worker used, the rest of the machine (the broker, this benchmark's
+   reader) and what stayed idle (``benchmarks.cpu``).
 3. **Latency**: the other half of the posts is replayed in turn at each of the given
    fractions of that rate (default 50% and 80%); latency = the time an output is read back
    - the time its input was sent (one clock, one machine).
@@ -26,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.cpu import CpuSampler
 from benchmarks.local import start_worker, stop_worker
 from stream.replay import replay
 from stream.routing import Message, Rules, route
@@ -143,10 +146,12 @@ def measure_stream(
     worker = start_worker(settings, log_file)
     try:
         ids = {post.id for _, post in saturated}
-        events, _ = asyncio.run(collect(settings, ids, timeout))
+        with CpuSampler(worker.pid) as cpu:
+            events, _ = asyncio.run(collect(settings, ids, timeout))
         first = min(datetime.fromisoformat(events[i]["received_at"]) for i in ids)
         last = max(datetime.fromisoformat(events[i]["geotagged_at"]) for i in ids)
         rate = len(ids) / (last - first).total_seconds()
+        saturated_cores = cpu.cores(first.timestamp(), last.timestamp())
 
         async def paced_run(chunk, pace: float) -> np.ndarray:
             ids = {post.id for _, post in chunk}
@@ -176,6 +181,8 @@ def measure_stream(
         "cpu": cpu_description(),
         "saturated_posts": len(saturated),
         "stream_posts_per_s": rate,
+        # cores used while saturated: the worker, the rest of the machine, idle
+        "saturated_cores": saturated_cores,
         "loads": loads,
         **full_batches(log_file, settings.take_max),
     }
@@ -203,6 +210,13 @@ def stream_markdown(results: dict[str, Any]) -> str:
             f"| a full batch in the worker, median of {r['full_batches']}: whole / in the "
             f"model's thread | {r['batch_ms_p50']:.0f} / {r['predict_ms_p50']:.0f} ms "
             f"({100 * outside:.0f}% outside) |"
+        )
+    if r.get("saturated_cores"):
+        c = r["saturated_cores"]
+        lines.append(
+            "| CPU while saturated, in cores: the worker / the rest of the machine "
+            f"(broker, benchmark) / idle | {c['process']:.2f} / {c['rest']:.2f} / "
+            f"{c['idle']:.2f} |"
         )
     for load in r["loads"]:
         at = f"at {100 * load['fraction']:.0f}% load ({load['posts_per_s']:.0f} posts/s)"

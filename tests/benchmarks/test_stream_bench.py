@@ -10,6 +10,7 @@ RESULTS = {
     "cpu": "AMD EPYC, 2 cores, flags avx2",
     "saturated_posts": 1500,
     "stream_posts_per_s": 120.0,
+    "saturated_cores": {"process": 1.62, "rest": 0.31, "idle": 0.07},
     "loads": [
         {
             "fraction": 0.5,
@@ -41,6 +42,10 @@ def test_the_report_has_every_load_and_the_cpu(tmp_path):
     assert "| latency p50 / p99 at 80% load (96 posts/s) | 120 / 410 ms |" in text
     assert "| end to end / raw encoder | 0.92 |" in text and "CPU: AMD EPYC" in text
     assert "batches of up to 64 encoded in runs of 8" in text
+    assert (
+        "the worker / the rest of the machine (broker, benchmark) / idle | 1.62 / 0.31 / 0.07 |"
+        in text
+    )
     latency_plot(RESULTS, tmp_path / "latency.png")
     assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
 
