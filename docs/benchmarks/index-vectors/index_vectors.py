@@ -1,7 +1,9 @@
 """What returning the candidates' vectors with every query costs the embedded engine.
 
-A script, not a command (docs/serving.md, "The rerank's candidate vectors"):
-    .venv/bin/python docs/benchmarks/index-vectors/index_vectors.py > docs/benchmarks/index-vectors/result.md
+A script, not a command (docs/serving.md, "The rerank's candidate vectors"), run from the
+repository root:
+    .venv/bin/python docs/benchmarks/index-vectors/index_vectors.py \
+        > docs/benchmarks/index-vectors/result.md
 64 random unit queries, top 10, over 30 and 7,500 random 384-d points with a location-like
 payload; each figure is the mean of 20 queries after one warm-up.
 """
@@ -27,11 +29,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     queries = rng.normal(size=(64, 384)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    print(f"CPU: {cpu_description()}\n")
-    print(
-        "| points | query with vectors (ms) | without (ms) | their vectors read by id once (ms) |"
-    )
-    print("|---:|---:|---:|---:|")
+    lines = [
+        f"CPU: {cpu_description()}",
+        "",
+        "| points | query with vectors (ms) | without (ms) | their vectors read by id once (ms) |",
+        "|---:|---:|---:|---:|",
+    ]
     for n in (30, 7500):
         index = EdgeIndex(tempfile.mkdtemp())
         vectors = rng.normal(size=(n, 384)).astype(np.float32)
@@ -43,8 +46,11 @@ def main() -> None:
         without = timed(lambda i=index: i.query("c", queries, 10))
         ids = sorted({h.id for row in index.query("c", queries, 10) for h in row})
         read = timed(lambda i=index, ids=ids: i.vectors("c", ids))
-        print(f"| {n:,} | {with_vectors:.1f} | {without:.1f} | {read:.1f} ({len(ids)} points) |")
+        lines.append(
+            f"| {n:,} | {with_vectors:.1f} | {without:.1f} | {read:.1f} ({len(ids)} points) |"
+        )
         index.close()
+    print("\n".join(lines))  # noqa: T201 - the script's output is its table
 
 
 if __name__ == "__main__":
