@@ -21,7 +21,7 @@ def export_to_store(
     store: Path,
     locations: Sequence[Location] | None = None,
     quantize: bool = True,
-    reduce_range: bool = False,
+    reduce_range: bool = True,
 ) -> str:
     """Export ``model`` (a ``ContrastGeo``) to ``store/<version>/``; returns the version.
     The PyTorch checkpoint goes along in ``torch/`` (the refit job warm-starts from it; the

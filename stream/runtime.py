@@ -2,7 +2,8 @@
 
 ``OnnxModel(folder)`` verifies the export's checksums, picks ``CUDAExecutionProvider``
 when onnxruntime-gpu sees a GPU (fp32 graph) and the CPU provider otherwise (the int8
-graph when the export has one, a configurable thread count), and offers the same
+graph when the export has one and it is safe on this CPU, a configurable thread count),
+and offers the same
 operations as the PyTorch model: ``embed_posts``, ``embed_locations`` (template-averaged
 prompts) and ``match`` (TLM log-odds of K candidates per post).
 
@@ -15,11 +16,13 @@ runs of 8 (docs/serving.md), so the CPU default is 8; on CUDA one large run is c
 from __future__ import annotations
 
 import functools
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 
 from model.config import ContrastGeoConfig
 from model.manifest import verify_export
@@ -29,6 +32,27 @@ from stream.tokenizer import Tokenizer
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 MICRO_BATCH = {CPU: 8, CUDA: 64}  # posts per encoder run when not set (0)
+VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+log = structlog.get_logger(__name__)
+
+
+def int8_can_saturate(cpuinfo: Path = Path("/proc/cpuinfo"), machine: str = "") -> bool:
+    """Whether 8-bit int8 weights can overflow onnxruntime's kernels here: on an x86 CPU
+    without VNNI the u8 x s8 products are summed in pairs into int16, which saturates
+    (onnxruntime's quantization docs; measured: an mpnet export's embeddings came out
+    uncorrelated with fp32's, docs/serving.md). 7-bit weights (``reduce_range``) cannot.
+    An x86 CPU whose flags cannot be read counts as one without VNNI."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64", "i386", "i686"):
+        return False
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return not VNNI_FLAGS & set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return True
 
 
 def choose_providers(device: str = "auto") -> list[str]:
@@ -76,8 +100,9 @@ class OnnxModel:
         threads: int = 0,
         batch_size: int = 0,
     ):
-        """precision: ``fp32``, ``int8`` or ``auto`` (int8 on CPU when exported, fp32 on
-        GPU); threads: onnxruntime intra-op threads (0 = the cores given to the process,
+        """precision: ``fp32``, ``int8`` or ``auto`` (int8 on CPU when exported, unless its
+        weights are 8-bit and the CPU has no VNNI: ``int8_can_saturate``; fp32 on GPU);
+        threads: onnxruntime intra-op threads (0 = the cores given to the process,
         ``cores_given``); batch_size: texts per encoder run (0 = ``MICRO_BATCH`` of the
         provider)."""
         import onnxruntime as ort
@@ -89,9 +114,22 @@ class OnnxModel:
         self.tokenizer = Tokenizer(self.folder / "tokenizer")
         self.providers = choose_providers(device)
         on_gpu = self.providers[0] == CUDA
+        # exports before int8_weight_bits was recorded were all quantized to 8 bits
+        full_range = self.manifest.get("int8_weight_bits", 8) == 8
+        unsafe = full_range and not on_gpu and int8_can_saturate()
         if precision == "auto":
-            precision = (
-                "fp32" if on_gpu or "encoder.int8.onnx" not in self.manifest["files"] else "int8"
+            has_int8 = "encoder.int8.onnx" in self.manifest["files"]
+            precision = "int8" if has_int8 and not on_gpu and not unsafe else "fp32"
+            if has_int8 and unsafe:
+                log.warning(
+                    "int8 not used: its 8-bit weights can saturate on a CPU without VNNI; "
+                    "serving fp32 (export the model again for 7-bit int8)",
+                    version=self.manifest["model_version"],
+                )
+        elif precision == "int8" and unsafe:
+            log.warning(
+                "int8 with 8-bit weights on a CPU without VNNI: its products can saturate",
+                version=self.manifest["model_version"],
             )
         if precision not in ("fp32", "int8"):
             raise ValueError(f"precision must be fp32, int8 or auto, not {precision!r}")

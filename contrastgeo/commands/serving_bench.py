@@ -2,14 +2,14 @@
 
 For a trained model folder and a labeled file: exports the model to a temporary store,
 indexes its locations in Qdrant's embedded engine, and geolocates the same posts with
-PyTorch eager, ONNX fp32, ONNX int8 and ONNX int8 with reduce-range (7-bit weights), each
-with and without the TLM rerank stage, and beside them the previous path (int8 from the
-unfused graph, each batch in one run padded to its longest post). Prints posts/s,
-batch-latency percentiles, speed ratios against PyTorch eager and Acc@1 of each. Then the
-served path (ONNX int8, Qdrant, rerank) over indexes of ``--scales`` places (default 30,
-7,500, 50,000: the model's own locations first, then the world's most populous towns from
-GeoNames, or a ``--scale-places`` catalogue file), with posts/s as a ratio to the
-smallest. ``--out`` also writes both as JSON and Markdown.
+PyTorch eager, ONNX fp32, ONNX int8 (7-bit weights, the export's default) and ONNX int8
+with 8-bit weights, each with and without the TLM rerank stage, and beside them the
+previous path (8-bit int8 from the unfused graph, each batch in one run padded to its
+longest post). Prints posts/s, batch-latency percentiles, speed ratios against PyTorch
+eager and Acc@1 of each. Then the served path (ONNX int8, Qdrant, rerank) over indexes of
+``--scales`` places (default 30, 7,500, 50,000: the model's own locations first, then the
+world's most populous towns from GeoNames, or a ``--scale-places`` catalogue file), with
+posts/s as a ratio to the smallest. ``--out`` also writes both as JSON and Markdown.
 """
 
 from __future__ import annotations
