@@ -35,15 +35,10 @@ def cpu_description() -> str:
     import os
     import platform
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
+    from stream.runtime import cpu_info
+
+    info = cpu_info()
+    model = info.get("model name") or platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
     have = [f for f in SPEED_FLAGS if f in flags] or ["none of " + ", ".join(SPEED_FLAGS)]
     return f"{model}, {len(os.sched_getaffinity(0))} cores, flags: {' '.join(have)}"

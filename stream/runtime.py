@@ -37,6 +37,20 @@ VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
 log = structlog.get_logger(__name__)
 
 
+def cpu_info(path: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
+    """The first processor's fields in Linux's ``/proc/cpuinfo`` (``model name``,
+    ``flags``, ...); empty where it cannot be read."""
+    fields: dict[str, str] = {}
+    try:
+        for line in path.read_text().splitlines():
+            key, colon, value = line.partition(":")
+            if colon:
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
 def int8_can_saturate(cpuinfo: Path = Path("/proc/cpuinfo"), machine: str = "") -> bool:
     """Whether 8-bit int8 weights can overflow onnxruntime's kernels here: on an x86 CPU
     without VNNI the u8 x s8 products are summed in pairs into int16, which saturates
@@ -46,13 +60,8 @@ def int8_can_saturate(cpuinfo: Path = Path("/proc/cpuinfo"), machine: str = "") 
     machine = (machine or platform.machine()).lower()
     if machine not in ("x86_64", "amd64", "i386", "i686"):
         return False
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                return not VNNI_FLAGS & set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return True
+    flags = cpu_info(cpuinfo).get("flags")
+    return flags is None or not VNNI_FLAGS & set(flags.split())
 
 
 def choose_providers(device: str = "auto") -> list[str]:
