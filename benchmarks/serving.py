@@ -2,7 +2,8 @@
 
 - ``measure_serving``: PyTorch eager vs ONNX fp32 vs ONNX int8, with and without the rerank
   stage, over the model's own locations; beside them the previous path (int8 quantized from
-  the unfused graph, each batch encoded in one run padded to its longest post);
+  the unfused graph, each batch encoded in one run padded to its longest post); and each
+  ONNX path's raw encoder (compose, tokenize, run the graph: ``stream-bench``'s raw rate);
 - ``profile_stages``: where a served batch spends its time (parse and route, tokenize, the
   ONNX session, the index query, the rerank, the rest of the prediction, the output events);
 - ``measure_encoders``: the served int8 encoder of each named encoder (untrained heads: the
@@ -39,6 +40,10 @@ from stream.runtime import OnnxModel
 from stream.settings import WorkerSettings
 from trainer.benchmark import interval_text
 from trainer.metrics import paired_bootstrap
+
+
+PREVIOUS = "onnx-int8-unfused, one run per batch (previous)"
+"""The path before issue 35: int8 from the plain graph, a batch encoded in one run."""
 
 
 def labeled_posts(
@@ -97,7 +102,7 @@ def measure_serving(
         "onnx-fp32": (workdir / "export", "fp32", micro_batch),
         "onnx-int8": (workdir / "export", "int8", micro_batch),
         "onnx-int8, one run per batch": (workdir / "export", "int8", batch),
-        "onnx-int8-unfused, one run per batch (previous)": (
+        PREVIOUS: (
             workdir / "export-unfused",
             "int8",
             batch,
@@ -131,16 +136,29 @@ def measure_serving(
         predictor = Predictor(*served[name], k=k, rerank=rerank)
         return lambda chunk: [p.location.location_id for p in predictor.predict(chunk)]
 
+    def encoder_only(name: str):
+        onnx = served[name][0]
+
+        def fn(chunk):
+            onnx.embed_posts(chunk)
+            return []  # the raw encoder, as stream-bench times it: no index, no answers
+
+        return fn
+
     paths = {"pytorch-eager": torch_predict(True), "pytorch-eager, no rerank": torch_predict(False)}
     for name in variants:
         paths[name] = onnx_predict(name, True)
         paths[f"{name}, no rerank"] = onnx_predict(name, False)
+    encoders = {name: encoder_only(name) for name in variants}
     timed: dict[str, list[np.ndarray]] = defaultdict(list)
+    encoder_rates: dict[str, list[float]] = defaultdict(list)
     answers: dict[str, list[str]] = {}
     for _ in tqdm(range(rounds), desc="rounds", unit="round"):
         for name, fn in paths.items():
             answers[name], seconds = _time(fn, posts, batch)
             timed[name].append(seconds)
+        for name, fn in encoders.items():
+            encoder_rates[name].append(len(posts) / _time(fn, posts, batch)[1].sum())
     gold_ids = [ids[g] for g in gold]
     correct = {
         name: np.array([p == g for p, g in zip(found, gold_ids, strict=True)], dtype=float)
@@ -170,6 +188,15 @@ def measure_serving(
     base = runs["pytorch-eager"]["posts_per_s"]
     for r in runs.values():
         r["speed_vs_pytorch"] = r["posts_per_s"] / base
+    previous = float(np.median(encoder_rates[PREVIOUS]))
+    raw_encoder = {
+        name: {
+            "posts_per_s": float(np.median(rates)),
+            "posts_per_s_rounds": rates,
+            "vs_previous": float(np.median(rates)) / previous,
+        }
+        for name, rates in encoder_rates.items()
+    }
     from benchmarks import cpu_description
 
     return {
@@ -181,6 +208,7 @@ def measure_serving(
         "rounds": rounds,
         "threads": threads or torch.get_num_threads(),
         "runs": runs,
+        "raw_encoder": raw_encoder,
         "rerank_overhead": {
             name: runs[f"{name}, no rerank"]["posts_per_s"] / runs[name]["posts_per_s"]
             for name in ("pytorch-eager", *variants)
@@ -332,8 +360,28 @@ def speed_markdown(results: dict[str, Any]) -> str:
         )
     overhead = ", ".join(f"{k} {v:.2f}×" for k, v in results["rerank_overhead"].items())
     lines += ["", f"Rerank cost (throughput without / with the rerank stage): {overhead}."]
+    if "raw_encoder" in results:
+        lines += ["", raw_encoder_markdown(results["raw_encoder"])]
     if "stages" in results:
         lines += ["", stages_markdown(results["stages"])]
+    return "\n".join(lines) + "\n"
+
+
+def raw_encoder_markdown(raw: dict[str, Any]) -> str:
+    lines = [
+        "The raw encoder of each ONNX path (the posts composed, tokenized and run through the "
+        "graph, as `stream-bench`'s raw rate: no index query, no rerank), timed in the same "
+        "alternating rounds:",
+        "",
+        "| path | posts/s | rounds | × previous |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, r in raw.items():
+        spread = r["posts_per_s_rounds"]
+        lines.append(
+            f"| {name} | {r['posts_per_s']:.1f} | {min(spread):.0f}–{max(spread):.0f} | "
+            f"{r['vs_previous']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

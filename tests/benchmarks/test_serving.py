@@ -6,7 +6,7 @@ import resource
 import numpy as np
 import pytest
 
-from benchmarks.serving import labeled_posts, measure_serving, speed_markdown
+from benchmarks.serving import PREVIOUS, labeled_posts, measure_serving, speed_markdown
 from schemas.posts import Coordinates, Post
 from tests.support.data import LOCATIONS
 
@@ -36,6 +36,14 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
     assert all(
         r["posts_per_s"] > 0 and r["batch_ms_p99"] >= r["batch_ms_p50"] for r in runs.values()
     )
+    # each ONNX path's raw encoder, timed in the same rounds, as a ratio to the previous path's
+    raw = results["raw_encoder"]
+    assert set(raw) == {name for name in runs if name.startswith("onnx") and "rerank" not in name}
+    assert all(len(r["posts_per_s_rounds"]) == 2 and r["posts_per_s"] > 0 for r in raw.values())
+    assert raw[PREVIOUS]["vs_previous"] == 1.0
+    assert raw["onnx-int8"]["vs_previous"] == pytest.approx(
+        raw["onnx-int8"]["posts_per_s"] / raw[PREVIOUS]["posts_per_s"]
+    )
     # the stage profile times the served path's own parts, every batch through each
     stages = results["stages"]
     assert stages["batches"] == 4 and stages["batch_size"] == 4
@@ -54,6 +62,7 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
     text = speed_markdown(results)
     assert "| onnx-int8 |" in text and "| onnx-int8-unfused, one run per batch (previous) |" in text
     assert "| ONNX encoder |" in text
+    assert f"| {PREVIOUS} |" in text.split("The raw encoder of each ONNX path")[1]
     assert "CPU: " in text and "flags" in results["cpu"]
 
 
