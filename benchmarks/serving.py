@@ -41,7 +41,6 @@ from stream.settings import WorkerSettings
 from trainer.benchmark import interval_text
 from trainer.metrics import paired_bootstrap
 
-
 PREVIOUS = "onnx-int8-unfused, one run per batch (previous)"
 """The path before issue 35: int8 from the plain graph, a batch encoded in one run."""
 
