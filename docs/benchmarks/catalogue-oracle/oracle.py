@@ -8,7 +8,8 @@ results.json (each row's `correct` string, one character a test post); no model 
 From the repository root:
     python3 docs/benchmarks/catalogue-oracle/oracle.py \
         docs/benchmarks/nl-text-catalogue-k16-e5-small-3seeds/results.json gazetteer \
-        contrastgeo,gazetteer > docs/benchmarks/catalogue-oracle/result.md
+        contrastgeo contrastgeo,gazetteer contrastgeo,gazetteer,zero-shot+tfidf \
+        > docs/benchmarks/catalogue-oracle/result.md
 """
 
 import json
@@ -17,18 +18,24 @@ from collections import defaultdict
 
 
 def main(results_path: str, reference: str, *method_sets: str) -> None:
-    run = json.loads(open(results_path).read())
+    with open(results_path) as f:
+        run = json.load(f)
     correct = defaultdict(dict)  # seed -> method -> "0101..."
     for row in run["results"]:
         if "correct" in row:
             correct[row["seed"]][row["method"]] = row["correct"]
     seeds = sorted(correct)
     every_method = ",".join(sorted(correct[seeds[0]]))
-    print(f"{run['command']}\n")
-    print(f"{len(seeds)} seeds; Acc@1 (%) of an oracle over each set of methods, "
-          f"and its ratio to `{reference}` on the same posts\n")
-    print("| methods | " + " | ".join(f"seed {s}" for s in seeds) + " | all seeds | × " + reference + " |")
-    print("|---|" + "---:|" * (len(seeds) + 2))
+    seed_columns = " | ".join(f"seed {s}" for s in seeds)
+    lines = [
+        run["command"],
+        "",
+        f"{len(seeds)} seeds; Acc@1 (%) of an oracle over each set of methods, "
+        f"and its ratio to `{reference}` on the same posts",
+        "",
+        f"| methods | {seed_columns} | all seeds | × {reference} |",
+        "|---|" + "---:|" * (len(seeds) + 2),
+    ]
     for names in (*method_sets, every_method, reference):
         methods = names.split(",")
         hits = posts = reference_hits = 0
@@ -39,8 +46,11 @@ def main(results_path: str, reference: str, *method_sets: str) -> None:
             cells.append(f"{100 * right / len(answers[0]):.2f}")
             hits, posts = hits + right, posts + len(answers[0])
             reference_hits += correct[seed][reference].count("1")
-        print(f"| {', '.join(methods)} | " + " | ".join(cells)
-              + f" | {100 * hits / posts:.2f} | {hits / reference_hits:.2f} |")
+        lines.append(
+            f"| {', '.join(methods)} | {' | '.join(cells)} | {100 * hits / posts:.2f} "
+            f"| {hits / reference_hits:.2f} |"
+        )
+    print("\n".join(lines))  # noqa: T201 - the script's output is its table
 
 
 if __name__ == "__main__":
