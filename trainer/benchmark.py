@@ -211,6 +211,10 @@ def run_order(config: BenchmarkConfig) -> Callable[[dict[str, Any]], tuple[int, 
     return lambda row: (row["seed"], shots.index(row["shots"]), methods.index(row["method"]))
 
 
+SHOWN_ONLY = ("train.progress",)
+"""Settings that change what a run prints, not its results: ``--resume`` ignores them."""
+
+
 def check_resumable(
     previous: dict[str, Any], task: Task, config: BenchmarkConfig
 ) -> dict[RunKey, dict[str, Any]]:
@@ -226,6 +230,8 @@ def check_resumable(
     free = ("seeds", "shots", "methods")
     ours = setting_paths({k: v for k, v in config.model_dump(mode="json").items() if k not in free})
     theirs = setting_paths({k: v for k, v in previous.get("settings", {}).items() if k not in free})
+    for path in SHOWN_ONLY:  # they change what is printed, not what is computed
+        ours.pop(path, None), theirs.pop(path, None)
     # a setting added since the earlier run is absent from its file: its default then
     for path in ours.keys() - theirs.keys():
         theirs[path] = repr(setting_default(path))

@@ -578,7 +578,9 @@ def train_loop(
         log.debug("evaluation", **record)
         return dev_score is None or stale < config.patience
 
-    bar = tqdm(total=total, desc="training", unit="step", disable=not config.progress)
+    # leave=None: the bar stays when it is the only one (fit), and goes when it sits under
+    # another (a benchmark's bar of runs)
+    bar = tqdm(total=total, desc="training", unit="step", disable=not config.progress, leave=None)
     batches = _batch_stream(train, config, generator, lengths)
     going = evaluate(0) if dev_score is not None else True
     step = 0

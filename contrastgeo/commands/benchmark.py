@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     check_methods(methods)
     shots = args.shots or DEFAULT_SHOTS[args.protocol]
     task = task_from_args(args, shots, args.protocol)
-    model, train = model_and_train_config(args, task.countries, progress=False)
+    # each training run shows its steps under the benchmark's bar of runs
+    model, train = model_and_train_config(args, task.countries, progress=True)
     config = BenchmarkConfig(
         shots=shots, seeds=args.seeds, methods=methods, model=model, train=train
     )

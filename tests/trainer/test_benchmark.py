@@ -470,6 +470,11 @@ def test_resume_runs_only_what_the_earlier_results_lack(
     ran.clear()
     assert main([*argv(resumed, "2", "contrastgeo,gazetteer"), "--resume"]) == 0
     assert ran == []  # every run kept
+    # runs made without the training bar (before benchmarks showed it) resume all the same
+    results["settings"]["train"]["progress"] = False
+    (resumed / "results.json").write_text(json.dumps(results))
+    assert main([*argv(resumed, "2", "contrastgeo,gazetteer"), "--resume"]) == 0
+    assert ran == []
     (resumed / "results.json").write_text(json.dumps(results))
     frozen = [*argv(resumed, "2", "contrastgeo"), "--word-embeddings", "frozen", "--resume"]
     with pytest.raises(SystemExit, match=r"\(train\.word_embeddings\)"):
