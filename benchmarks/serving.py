@@ -73,6 +73,17 @@ def _time(fn: Callable[[list[Any]], list[str]], posts: Sequence[Any], batch: int
     return predicted, np.array(seconds)
 
 
+def _median_of_rounds(rates: list[float]) -> dict[str, Any]:
+    """A path's posts/s: the median round's, with every round's beside it."""
+    return {"posts_per_s": float(np.median(rates)), "posts_per_s_rounds": rates}
+
+
+def _rate_cells(run: dict[str, Any]) -> str:
+    """The posts/s and rounds cells of a table row."""
+    spread = run.get("posts_per_s_rounds", [run["posts_per_s"]])
+    return f"{run['posts_per_s']:.1f} | {min(spread):.0f}–{max(spread):.0f}"
+
+
 def measure_serving(
     model: ContrastGeo,
     locations: Sequence[Location],
@@ -170,8 +181,7 @@ def measure_serving(
         # Acc@1 minus fp32's on the same posts, with its paired bootstrap 95% interval
         gap, low, high = paired_bootstrap([correct[name] - correct["onnx-fp32"]])
         runs[name] = {
-            "posts_per_s": float(np.median(rates)),
-            "posts_per_s_rounds": rates,
+            **_median_of_rounds(rates),
             "batch_ms_p50": 1000 * float(np.percentile(pooled, 50)),
             "batch_ms_p95": 1000 * float(np.percentile(pooled, 95)),
             "batch_ms_p99": 1000 * float(np.percentile(pooled, 99)),
@@ -187,15 +197,9 @@ def measure_serving(
     base = runs["pytorch-eager"]["posts_per_s"]
     for r in runs.values():
         r["speed_vs_pytorch"] = r["posts_per_s"] / base
-    previous = float(np.median(encoder_rates[PREVIOUS]))
-    raw_encoder = {
-        name: {
-            "posts_per_s": float(np.median(rates)),
-            "posts_per_s_rounds": rates,
-            "vs_previous": float(np.median(rates)) / previous,
-        }
-        for name, rates in encoder_rates.items()
-    }
+    raw_encoder = {name: _median_of_rounds(rates) for name, rates in encoder_rates.items()}
+    for r in raw_encoder.values():
+        r["vs_previous"] = r["posts_per_s"] / raw_encoder[PREVIOUS]["posts_per_s"]
     from benchmarks import cpu_description
 
     return {
@@ -350,10 +354,8 @@ def speed_markdown(results: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results["runs"].items():
-        spread = r.get("posts_per_s_rounds", [r["posts_per_s"]])
         lines.append(
-            f"| {name} | {r['posts_per_s']:.1f} | {min(spread):.0f}–{max(spread):.0f} | "
-            f"{r['speed_vs_pytorch']:.2f} | "
+            f"| {name} | {_rate_cells(r)} | {r['speed_vs_pytorch']:.2f} | "
             f"{r['batch_ms_p50']:.0f} | {r['batch_ms_p95']:.0f} | {r['batch_ms_p99']:.0f} | "
             f"{100 * r['acc@1']:.1f} | {_minus_fp32(r)} |"
         )
@@ -376,11 +378,7 @@ def raw_encoder_markdown(raw: dict[str, Any]) -> str:
         "|---|---:|---:|---:|",
     ]
     for name, r in raw.items():
-        spread = r["posts_per_s_rounds"]
-        lines.append(
-            f"| {name} | {r['posts_per_s']:.1f} | {min(spread):.0f}–{max(spread):.0f} | "
-            f"{r['vs_previous']:.2f} |"
-        )
+        lines.append(f"| {name} | {_rate_cells(r)} | {r['vs_previous']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

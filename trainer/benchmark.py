@@ -211,8 +211,9 @@ def run_order(config: BenchmarkConfig) -> Callable[[dict[str, Any]], tuple[int, 
     return lambda row: (row["seed"], shots.index(row["shots"]), methods.index(row["method"]))
 
 
-SHOWN_ONLY = ("train.progress",)
-"""Settings that change what a run prints, not its results: ``--resume`` ignores them."""
+RESUME_IGNORES = ("seeds", "shots", "methods", "train.progress")
+"""Settings ``--resume`` does not compare: the first three only add runs, the bar of
+training steps changes what a run prints, not its results."""
 
 
 def check_resumable(
@@ -227,11 +228,16 @@ def check_resumable(
             raise CannotResume(
                 f"the earlier results have {key} {previous.get(key)!r}, this run {value!r}"
             )
-    free = ("seeds", "shots", "methods")
-    ours = setting_paths({k: v for k, v in config.model_dump(mode="json").items() if k not in free})
-    theirs = setting_paths({k: v for k, v in previous.get("settings", {}).items() if k not in free})
-    for path in SHOWN_ONLY:  # they change what is printed, not what is computed
-        ours.pop(path, None), theirs.pop(path, None)
+
+    def compared(settings: dict[str, Any]) -> dict[str, str]:
+        return {
+            path: value
+            for path, value in setting_paths(settings).items()
+            if not any(path == p or path.startswith(f"{p}.") for p in RESUME_IGNORES)
+        }
+
+    ours = compared(config.model_dump(mode="json"))
+    theirs = compared(previous.get("settings", {}))
     # a setting added since the earlier run is absent from its file: its default then
     for path in ours.keys() - theirs.keys():
         theirs[path] = repr(setting_default(path))
