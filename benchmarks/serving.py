@@ -36,7 +36,7 @@ from stream.index import ALIAS, EdgeIndex, collection_name
 from stream.predictor import Predictor
 from stream.prototypes import build_collection, upsert_prototypes
 from stream.routing import Message, Rules, route
-from stream.runtime import OnnxModel
+from stream.runtime import OnnxModel, int8_can_saturate
 from stream.settings import WorkerSettings
 from trainer.benchmark import interval_text
 from trainer.metrics import paired_bootstrap
@@ -103,7 +103,14 @@ def measure_serving(
     if threads:
         torch.set_num_threads(threads)
     export_onnx(model, workdir / "export", locations=locations)
-    export_onnx(model, workdir / "export-8bit", locations=locations, reduce_range=False)
+    # the int8 graph a worker does not serve on this CPU: the 7-bit one where the CPU has
+    # VNNI (the worker serves the 8-bit one there), else 8-bit weights, which can saturate
+    if int8_can_saturate():
+        other = "onnx-int8-8bit-weights"
+        export_onnx(model, workdir / other, locations=locations, reduce_range=False)
+    else:
+        other = "onnx-int8-7bit-weights"
+        export_onnx(model, workdir / other, locations=locations, vnni_int8=False)
     # the previous export: 8-bit int8 quantized from the plain graph (no transformer fusions)
     export_onnx(
         model, workdir / "export-unfused", locations=locations, optimize=False, reduce_range=False
@@ -117,8 +124,7 @@ def measure_serving(
             "int8",
             batch,
         ),
-        # 8-bit weights (the default until 2026-12-06): wrong on x86 CPUs without VNNI
-        "onnx-int8-8bit-weights": (workdir / "export-8bit", "int8", micro_batch),
+        other: (workdir / other, "int8", micro_batch),
     }
     served: dict[str, tuple[OnnxModel, EdgeIndex]] = {}
     for name, (folder, precision, runs_of) in variants.items():
@@ -211,6 +217,8 @@ def measure_serving(
         "rounds": rounds,
         "threads": threads or torch.get_num_threads(),
         "runs": runs,
+        # the int8 weights each ONNX path served on this CPU (fp32: none)
+        "int8_weight_bits": {name: onnx.int8_weight_bits for name, (onnx, _) in served.items()},
         "raw_encoder": raw_encoder,
         "rerank_overhead": {
             name: runs[f"{name}, no rerank"]["posts_per_s"] / runs[name]["posts_per_s"]
@@ -361,6 +369,11 @@ def speed_markdown(results: dict[str, Any]) -> str:
         )
     overhead = ", ".join(f"{k} {v:.2f}×" for k, v in results["rerank_overhead"].items())
     lines += ["", f"Rerank cost (throughput without / with the rerank stage): {overhead}."]
+    if "int8_weight_bits" in results:
+        bits = ", ".join(
+            f"{k} {v}-bit" for k, v in results["int8_weight_bits"].items() if v is not None
+        )
+        lines += ["", f"int8 weights served on this CPU: {bits}."]
     if "raw_encoder" in results:
         lines += ["", raw_encoder_markdown(results["raw_encoder"])]
     if "stages" in results:

@@ -4,9 +4,13 @@
 
     encoder.onnx        token ids + mask -> L2-normalized embedding (pooling and projection
                         inside the graph) and the last-layer token states
-    encoder.int8.onnx   the same, int8 dynamic quantization (optional; per-channel weights),
-                        of the graph fused by onnxruntime's transformer optimizer for the
-                        named encoders that say so (``optimize=False``: of the plain graph)
+    encoder.int8.onnx   the same, int8 dynamic quantization (optional; per-channel weights,
+                        7 bits by default: correct on every CPU), of the graph fused by
+                        onnxruntime's transformer optimizer for the named encoders that say
+                        so (``optimize=False``: of the plain graph)
+    encoder.int8-vnni.onnx   the same with 8-bit weights, for workers whose CPU cannot
+                        saturate them (``stream.runtime.int8_can_saturate``): about a point
+                        of Acc@1 closer to fp32 than 7 bits (docs/serving.md, "Export")
     location_encoder*.onnx   only when post and location encoders are not shared
     matcher.onnx        the matching head over a post and K candidates -> match log-odds
                         (vector fusion: from embeddings; cross-attention: from token states)
@@ -36,7 +40,7 @@ from torch import Tensor, nn
 from model.contrastgeo import ContrastGeo, eval_mode
 from model.encoders import TextEncoder
 from model.fusion import match_log_odds
-from model.manifest import checksums, write_manifest
+from model.manifest import VNNI_INT8_SUFFIX, checksums, write_manifest
 from model.pretrained import named_encoder
 from model.prompts import Location, save_locations
 
@@ -183,10 +187,12 @@ def quantize_int8(
     per_channel: bool = True,
     reduce_range: bool = False,
     keep_fp32: Sequence[str] = (),
+    unsigned_weights: bool = False,
 ):
     """Dynamic int8 quantization of the weights (MatMul/Gemm/Gather); activations are
     quantized per batch. Nodes whose names match a ``keep_fp32`` regular expression stay
-    fp32 (a named encoder lists those int8 harms: ``model.pretrained``)."""
+    fp32 (a named encoder lists those int8 harms: ``model.pretrained``).
+    ``unsigned_weights``: uint8 weights (u8 x u8 kernels) instead of int8."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -195,7 +201,7 @@ def quantize_int8(
     quantize_dynamic(
         str(source),
         str(target),
-        weight_type=QuantType.QInt8,
+        weight_type=QuantType.QUInt8 if unsigned_weights else QuantType.QInt8,
         per_channel=per_channel,
         reduce_range=reduce_range,
         nodes_to_exclude=excluded,
@@ -205,9 +211,16 @@ def quantize_int8(
 
 
 def _quantize_encoder(
-    folder: Path, name: str, model: ContrastGeo, fusion: str | None, reduce_range: bool, named
+    folder: Path,
+    name: str,
+    model: ContrastGeo,
+    fusion: str | None,
+    reduce_range: bool,
+    vnni_int8: bool,
+    named,
 ) -> None:
-    """``<name>.int8.onnx`` from ``<name>.onnx``, fused first when ``fusion`` says how."""
+    """``<name>.int8.onnx`` from ``<name>.onnx``, fused first when ``fusion`` says how; with
+    ``vnni_int8`` and 7-bit weights also ``<name>.int8-vnni.onnx`` with 8-bit weights."""
     plain = folder / f"{name}.onnx"
     with tempfile.TemporaryDirectory() as scratch:
         source = plain
@@ -217,12 +230,12 @@ def _quantize_encoder(
             heads, hidden = backbone.num_attention_heads, backbone.hidden_size
             if fuse(plain, fused, fusion, heads, hidden):
                 source = fused
-        quantize_int8(
-            source,
-            folder / f"{name}.int8.onnx",
-            reduce_range=reduce_range,
-            keep_fp32=named.int8_keep_fp32 if named else (),
-        )
+        keep_fp32 = named.int8_keep_fp32 if named else ()
+        graphs = {f"{name}.int8.onnx": reduce_range}
+        if vnni_int8 and reduce_range:
+            graphs[f"{name}.{VNNI_INT8_SUFFIX}"] = False
+        for file, seven_bits in graphs.items():
+            quantize_int8(source, folder / file, reduce_range=seven_bits, keep_fp32=keep_fp32)
 
 
 def export_onnx(
@@ -233,11 +246,13 @@ def export_onnx(
     version: str | None = None,
     locations: Sequence[Location] | None = None,
     optimize: bool = True,
+    vnni_int8: bool = True,
 ) -> dict[str, Any]:
     """Write the graphs, tokenizer, config, the candidate ``locations`` (if given) and the
     manifest to ``folder`` (atomically: a temporary folder renamed into place). Returns the
     manifest. ``reduce_range``: int8 weights in 7 bits, correct on every x86 CPU; 8 bits
-    (False) can saturate on one without VNNI (docs/serving.md, "Export")."""
+    (False) can saturate on one without VNNI (docs/serving.md, "Export"). ``vnni_int8``
+    (with 7-bit weights): also an 8-bit graph, which workers on CPUs with VNNI serve."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -252,7 +267,7 @@ def export_onnx(
             fusion = named.onnx_fusion if named and optimize else None
             for name in ("encoder", "location_encoder"):
                 if (tmp / f"{name}.onnx").exists():
-                    _quantize_encoder(tmp, name, model, fusion, reduce_range, named)
+                    _quantize_encoder(tmp, name, model, fusion, reduce_range, vnni_int8, named)
         model.tokenizer.save_pretrained(tmp / "tokenizer")
         (tmp / "config.json").write_text(model.config.to_json())
         if locations:

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+# the 8-bit int8 graph an export may carry beside its 7-bit one (``encoder.int8-vnni.onnx``),
+# for workers whose CPU cannot saturate 8-bit products (``stream.runtime``)
+VNNI_INT8_SUFFIX = "int8-vnni.onnx"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 

@@ -22,6 +22,7 @@ def export_to_store(
     locations: Sequence[Location] | None = None,
     quantize: bool = True,
     reduce_range: bool = True,
+    vnni_int8: bool = True,
 ) -> str:
     """Export ``model`` (a ``ContrastGeo``) to ``store/<version>/``; returns the version.
     The PyTorch checkpoint goes along in ``torch/`` (the refit job warm-starts from it; the
@@ -40,7 +41,12 @@ def export_to_store(
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
         manifest = export_onnx(
-            model, staging, quantize=quantize, reduce_range=reduce_range, locations=locations
+            model,
+            staging,
+            quantize=quantize,
+            reduce_range=reduce_range,
+            vnni_int8=vnni_int8,
+            locations=locations,
         )
         model.save(staging / TORCH_DIR)
         # the warm-start checkpoint's checksums, apart from the workers' files (which the

@@ -25,7 +25,7 @@ import numpy as np
 import structlog
 
 from model.config import ContrastGeoConfig
-from model.manifest import verify_export
+from model.manifest import VNNI_INT8_SUFFIX, verify_export
 from model.prompts import Location, location_inputs, post_inputs
 from stream.tokenizer import Tokenizer
 
@@ -111,6 +111,8 @@ class OnnxModel:
     ):
         """precision: ``fp32``, ``int8`` or ``auto`` (int8 on CPU when exported, unless its
         weights are 8-bit and the CPU has no VNNI: ``int8_can_saturate``; fp32 on GPU);
+        int8 is the export's 8-bit graph (``encoder.int8-vnni.onnx``) where it has one and
+        the CPU cannot saturate it, else ``encoder.int8.onnx``;
         threads: onnxruntime intra-op threads (0 = the cores given to the process,
         ``cores_given``); batch_size: texts per encoder run (0 = ``MICRO_BATCH`` of the
         provider)."""
@@ -125,7 +127,12 @@ class OnnxModel:
         on_gpu = self.providers[0] == CUDA
         # exports before int8_weight_bits was recorded were all quantized to 8 bits
         full_range = self.manifest.get("int8_weight_bits", 8) == 8
-        unsafe = full_range and not on_gpu and int8_can_saturate()
+        can_saturate = not on_gpu and int8_can_saturate()
+        unsafe = full_range and can_saturate
+        # the 8-bit graph beside a 7-bit one, where its products cannot saturate
+        int8_suffix = VNNI_INT8_SUFFIX
+        if can_saturate or f"encoder.{int8_suffix}" not in self.manifest["files"]:
+            int8_suffix = "int8.onnx"
         if precision == "auto":
             has_int8 = "encoder.int8.onnx" in self.manifest["files"]
             precision = "int8" if has_int8 and not on_gpu and not unsafe else "fp32"
@@ -143,6 +150,11 @@ class OnnxModel:
         if precision not in ("fp32", "int8"):
             raise ValueError(f"precision must be fp32, int8 or auto, not {precision!r}")
         self.precision = precision
+        # the served int8 graph's weight bits; None when fp32 is served
+        self.int8_weight_bits: int | None = None
+        if precision == "int8":
+            vnni = int8_suffix == VNNI_INT8_SUFFIX
+            self.int8_weight_bits = 8 if vnni else self.manifest.get("int8_weight_bits", 8)
         self.batch_size = batch_size or MICRO_BATCH[self.providers[0]]
         options = ort.SessionOptions()
         # onnxruntime's default counts the host's cores, not the container's share of them:
@@ -152,7 +164,7 @@ class OnnxModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 
         def session(name: str) -> Any:
-            suffix = ".int8.onnx" if precision == "int8" else ".onnx"
+            suffix = f".{int8_suffix}" if precision == "int8" else ".onnx"
             path = self.folder / f"{name}{suffix}"
             if not path.exists():
                 raise FileNotFoundError(f"{path} not in the export (exported without int8?)")
@@ -187,10 +199,14 @@ class OnnxModel:
             return self.post_session
         return self._open_session("location_encoder")
 
+    @property
+    def _bits(self) -> str:
+        return f" ({self.int8_weight_bits}-bit weights)" if self.int8_weight_bits else ""
+
     def __repr__(self) -> str:
         return (
             f"OnnxModel({self.folder}, version={self.version}, "
-            f"{self.precision}, {self.providers[0]})"
+            f"{self.precision}{self._bits}, {self.providers[0]})"
         )
 
     # ----------------------------------------------------------------------- encoding

@@ -26,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="int8 weights in 7 bits (default), correct on every x86 CPU; --no-reduce-range: "
         "8 bits, which can saturate on CPUs without VNNI (docs/serving.md)",
     )
+    parser.add_argument(
+        "--vnni-int8",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="beside 7-bit int8, an 8-bit int8 graph that workers on CPUs with VNNI serve "
+        "(about a point of Acc@1 closer to fp32; default); --no-vnni-int8: a smaller export",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
     model = ContrastGeo.load(args.model)
     locations_file = args.model / "locations.jsonl"
     locations = load_locations(locations_file) if locations_file.exists() else None
-    version = export_to_store(model, store, locations, args.int8, args.reduce_range)
+    version = export_to_store(model, store, locations, args.int8, args.reduce_range, args.vnni_int8)
     print(f"exported model version {version} to {store / version}")
     return 0

@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         micro_batch=onnx.batch_size,
         threads=args.threads or os.cpu_count(),
         precision=onnx.precision,
+        int8_weight_bits=onnx.int8_weight_bits,
         model=str(args.model),
     )
     from benchmarks import write_results

@@ -6,10 +6,12 @@ docs/serving.md and tests/integration/test_named_encoders.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import structlog
 
 from model.export import export_onnx
+from model.manifest import verify_export
 from stream import runtime
 from stream.runtime import OnnxModel, int8_can_saturate
 from tests.support.data import LOCATIONS
@@ -42,6 +44,35 @@ def exports(make_model, tmp_path):
     eight = export_onnx(model, tmp_path / "8bit", locations=LOCATIONS, reduce_range=False)
     assert seven["int8_weight_bits"] == 7 and eight["int8_weight_bits"] == 8
     return tmp_path / "7bit", tmp_path / "8bit"
+
+
+def test_an_export_carries_an_8_bit_graph_for_vnni_beside_its_7_bit_one(exports, tmp_path):
+    seven, eight = (verify_export(folder)["files"] for folder in exports)
+    assert {"encoder.int8.onnx", "encoder.int8-vnni.onnx"} <= set(seven)
+    # the VNNI graph is the 8-bit export's int8 graph, byte for byte
+    assert seven["encoder.int8-vnni.onnx"] == eight["encoder.int8.onnx"]
+    assert seven["encoder.int8.onnx"] != eight["encoder.int8.onnx"]
+    assert "encoder.int8-vnni.onnx" not in eight  # 8-bit already: nothing to add
+
+
+def test_no_vnni_graph_when_asked_for_none(make_model, tmp_path):
+    manifest = export_onnx(make_model("vector").eval(), tmp_path / "e", vnni_int8=False)
+    assert "encoder.int8-vnni.onnx" not in manifest["files"]
+    assert manifest["int8_weight_bits"] == 7
+
+
+def test_a_cpu_with_vnni_serves_the_8_bit_graph_and_one_without_the_7_bit(exports, monkeypatch):
+    texts = ["heading downtown for brunch", "y'all the traffic on i-40 is wild"]
+    monkeypatch.setattr(runtime, "int8_can_saturate", lambda: False)
+    vnni = OnnxModel(exports[0])
+    eight_bit = OnnxModel(exports[1]).embed_posts(texts)
+    monkeypatch.setattr(runtime, "int8_can_saturate", lambda: True)
+    avx2 = OnnxModel(exports[0])
+    assert (vnni.precision, vnni.int8_weight_bits) == ("int8", 8)
+    assert (avx2.precision, avx2.int8_weight_bits) == ("int8", 7)
+    assert "8-bit weights" in repr(vnni)
+    np.testing.assert_array_equal(vnni.embed_posts(texts), eight_bit)
+    assert not np.array_equal(avx2.embed_posts(texts), eight_bit)
 
 
 @pytest.mark.parametrize("saturates", [True, False])
