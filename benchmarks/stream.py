@@ -32,6 +32,7 @@ from benchmarks.cpu import CpuSampler
 from benchmarks.local import start_worker, stop_worker
 from stream.replay import replay
 from stream.routing import Message, Rules, route
+from stream.runtime import weights_label
 from stream.settings import WorkerSettings
 
 
@@ -188,20 +189,14 @@ def measure_stream(
     }
 
 
-def weight_bits(results: dict[str, Any]) -> str:
-    """ " (N-bit weights)" for an int8 run that recorded them, else nothing."""
-    bits = results.get("int8_weight_bits")
-    return f" ({bits}-bit weights)" if bits else ""
-
-
 def stream_markdown(results: dict[str, Any]) -> str:
     r = results
     lines = [
         f"{r['saturated_posts']} posts through the broker (saturated), then "
         f"{sum(load['posts'] for load in r['loads'])} paced at fractions of that rate; batches "
         f"of up to {r['batch_size']} encoded in runs of {r.get('micro_batch', r['batch_size'])}, "
-        f"{r['threads']} threads, precision {r['precision']}{weight_bits(r)}; CPU: "
-        f"{r.get('cpu', 'not recorded')}",
+        f"{r['threads']} threads, precision {r['precision']}"
+        f"{weights_label(r.get('int8_weight_bits'))}; CPU: {r.get('cpu', 'not recorded')}",
         "",
         "| measure | value |",
         "|---|---:|",

@@ -64,6 +64,11 @@ def int8_can_saturate(cpuinfo: Path = Path("/proc/cpuinfo"), machine: str = "") 
     return flags is None or not VNNI_FLAGS & set(flags.split())
 
 
+def weights_label(int8_weight_bits: int | None) -> str:
+    """ " (N-bit weights)" after an int8 precision; nothing for fp32 (None)."""
+    return f" ({int8_weight_bits}-bit weights)" if int8_weight_bits else ""
+
+
 def choose_providers(device: str = "auto") -> list[str]:
     """``auto``: CUDA when available, else CPU; ``cuda`` fails clearly without it."""
     import onnxruntime as ort
@@ -126,9 +131,9 @@ class OnnxModel:
         self.providers = choose_providers(device)
         on_gpu = self.providers[0] == CUDA
         # exports before int8_weight_bits was recorded were all quantized to 8 bits
-        full_range = self.manifest.get("int8_weight_bits", 8) == 8
+        exported_bits = self.manifest.get("int8_weight_bits", 8)
         can_saturate = not on_gpu and int8_can_saturate()
-        unsafe = full_range and can_saturate
+        unsafe = exported_bits == 8 and can_saturate
         # the 8-bit graph beside a 7-bit one, where its products cannot saturate
         int8_suffix = VNNI_INT8_SUFFIX
         if can_saturate or f"encoder.{int8_suffix}" not in self.manifest["files"]:
@@ -153,8 +158,7 @@ class OnnxModel:
         # the served int8 graph's weight bits; None when fp32 is served
         self.int8_weight_bits: int | None = None
         if precision == "int8":
-            vnni = int8_suffix == VNNI_INT8_SUFFIX
-            self.int8_weight_bits = 8 if vnni else self.manifest.get("int8_weight_bits", 8)
+            self.int8_weight_bits = 8 if int8_suffix == VNNI_INT8_SUFFIX else exported_bits
         self.batch_size = batch_size or MICRO_BATCH[self.providers[0]]
         options = ort.SessionOptions()
         # onnxruntime's default counts the host's cores, not the container's share of them:
@@ -199,14 +203,10 @@ class OnnxModel:
             return self.post_session
         return self._open_session("location_encoder")
 
-    @property
-    def _bits(self) -> str:
-        return f" ({self.int8_weight_bits}-bit weights)" if self.int8_weight_bits else ""
-
     def __repr__(self) -> str:
         return (
             f"OnnxModel({self.folder}, version={self.version}, "
-            f"{self.precision}{self._bits}, {self.providers[0]})"
+            f"{self.precision}{weights_label(self.int8_weight_bits)}, {self.providers[0]})"
         )
 
     # ----------------------------------------------------------------------- encoding

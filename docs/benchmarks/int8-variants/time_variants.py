@@ -13,13 +13,13 @@ over the rounds; prints the median round's posts/s and the range.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks import cpu_description
 from benchmarks.serving import labeled_posts
+from benchmarks.stream import encoder_rate
 from model.prompts import load_locations
 from stream.runtime import OnnxModel
 
@@ -35,11 +35,7 @@ def main(names: list[str], rounds: int) -> None:
     rates: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(rounds):
         for name, model in models.items():
-            model.embed_posts(posts[:32])  # warm-up
-            start = time.perf_counter()
-            for s in range(0, len(posts), 32):
-                model.embed_posts(posts[s : s + 32])
-            rates[name].append(len(posts) / (time.perf_counter() - start))
+            rates[name].append(encoder_rate(model, posts, 32))
     for name, r in rates.items():
         print(f"{name:34s} {np.median(r):7.1f} posts/s  ({min(r):.0f}-{max(r):.0f})")  # noqa: T201
 
