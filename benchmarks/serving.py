@@ -438,7 +438,9 @@ def measure_encoders(
     rows = {}
     for name in tqdm(names, desc="encoders", unit="encoder"):
         folder = workdir / f"encoder-{name}"
-        export_onnx(ContrastGeo.from_config(config_for(name)), folder, locations=locations)
+        # the 8-bit VNNI graph only where the child, on this CPU, would serve it
+        model = ContrastGeo.from_config(config_for(name))
+        export_onnx(model, folder, locations=locations, vnni_int8=not int8_can_saturate())
         out = subprocess.run(
             [
                 sys.executable,

@@ -145,7 +145,9 @@ def same_test_posts(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
         common = digests[0].keys() & digests[1].keys()
         differ = sorted(s for s in common if digests[0][s] != digests[1][s])
         if differ:
-            raise ValueError(f"the runs scored different test posts at seeds {differ}")
+            raise ValueError(
+                f"the runs scored different test posts at seeds {differ}{_shots_hint(ours, theirs)}"
+            )
         return "same test-set digest on every seed"
     if ours.get("input") != theirs.get("input"):
         raise ValueError(
@@ -164,10 +166,27 @@ def same_test_posts(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
                     raise ValueError(
                         f"{method} answers differently at seed {seed}: the runs did not "
                         f"score the same test posts (or not with the same {method})"
+                        + _shots_hint(ours, theirs)
                     )
     if shot_free:
         return f"{', '.join(shot_free)} right on the same posts in both runs, every seed"
     return "same dataset, input and test-set size (the runs record nothing finer)"
+
+
+def _shots_hint(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """Why two few-shot runs on the same data may split a seed differently: the places a
+    seed keeps are those with as many training posts as the largest shot count asked
+    (``make_split``), so runs asked for different largest counts can keep other places."""
+    largest = [
+        max((k for k in run.get("settings", {}).get("shots", ()) if k != "all"), default=None)
+        for run in (ours, theirs)
+    ]
+    if ours.get("protocol") != "fewshot" or None in largest or largest[0] == largest[1]:
+        return ""
+    return (
+        f"; the runs asked for up to {largest[0]} and {largest[1]} shots, and a seed keeps "
+        "only the places with that many training posts: ask both for the same --shots"
+    )
 
 
 def _encoder(results: dict[str, Any]) -> str | None:

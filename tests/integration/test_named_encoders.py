@@ -18,7 +18,7 @@ from model.prompts import post_inputs
 from stream.index import ALIAS, EdgeIndex
 from stream.predictor import Predictor
 from stream.prototypes import build_collection
-from stream.runtime import OnnxModel
+from stream.runtime import OnnxModel, int8_can_saturate
 from stream.tokenizer import Tokenizer
 from tests.support.data import shared_data
 from trainer.data.readers import read_dataset
@@ -86,7 +86,9 @@ def test_named_encoder_export_serves_what_pytorch_computes(name, tmp_path):
     posts = [p for ps in real_posts(12).values() for p in ps]
     locations = load_example().locations
     model = ContrastGeo.from_config(config_for(name, fusion=FusionConfig(heads=2))).eval()
-    export_onnx(model, tmp_path / "export", quantize=True, locations=locations)
+    # as a worker on this CPU serves it: the 8-bit VNNI graph is written where it is loaded
+    vnni = not int8_can_saturate()
+    export_onnx(model, tmp_path / "export", quantize=True, locations=locations, vnni_int8=vnni)
     folder = tmp_path / "export"
 
     texts = post_inputs(posts, model.config)

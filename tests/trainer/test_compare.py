@@ -86,6 +86,16 @@ def test_between_runs_needs_the_same_test_posts():
         between_runs(doc(more), doc(right, ("a", "c")), ["contrastgeo"], ("new", "old"))
     with pytest.raises(ValueError, match="test_posts"):
         same_test_posts(doc(more), {**doc(right), "test_posts": POSTS + 1})
+    # the places a seed keeps depend on the largest shot count asked: the error says so
+    asked = [
+        {**doc(c), "settings": {"shots": shots}} for c, shots in ((more, [1]), (right, [1, 16]))
+    ]
+    asked[1]["results"][1]["test_digest"] = "c"
+    with pytest.raises(ValueError, match="up to 1 and 16 shots"):
+        same_test_posts(*asked)
+    same_shots = {**asked[0], "settings": {"shots": [1, 16]}}
+    with pytest.raises(ValueError, match=r"seeds \[1\]$"):
+        same_test_posts(same_shots, asked[1])
     shorter = [r[:-1] for r in right]  # same size recorded, different lengths per seed
     with pytest.raises(ValueError, match="399 test posts"):
         between_runs(doc(more, ("", "")), doc(shorter, ("", "")), ["contrastgeo"], ("a", "b"))
