@@ -15,7 +15,7 @@ import numpy as np
 
 from model.pretrained import named_encoder
 from trainer.benchmark import by_seed, interval_text, paired_diffs, per_post_correct
-from trainer.data.fewshot import Shots, shot_label, shot_order
+from trainer.data.fewshot import Shots, places_need, shot_label, shot_order
 from trainer.methods import ENCODER_FREE, SHOT_FREE
 from trainer.metrics import paired_bootstrap
 
@@ -174,14 +174,14 @@ def same_test_posts(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
 
 
 def _shots_hint(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
-    """Why two few-shot runs on the same data may split a seed differently: the places a
-    seed keeps are those with as many training posts as the largest shot count asked
-    (``make_split``), so runs asked for different largest counts can keep other places."""
-    largest = [
-        max((k for k in run.get("settings", {}).get("shots", ()) if k != "all"), default=None)
-        for run in (ours, theirs)
-    ]
-    if ours.get("protocol") != "fewshot" or None in largest or largest[0] == largest[1]:
+    """Why two few-shot runs on the same data may split a seed differently: a seed keeps
+    the places with ``places_need(shots)`` training posts (``make_split``), so runs asked
+    for different largest shot counts can keep other places."""
+    asked = [run.get("settings", {}).get("shots") for run in (ours, theirs)]
+    if ours.get("protocol") != "fewshot" or None in asked:
+        return ""
+    largest = [places_need(shots) for shots in asked]
+    if largest[0] == largest[1]:
         return ""
     return (
         f"; the runs asked for up to {largest[0]} and {largest[1]} shots, and a seed keeps "

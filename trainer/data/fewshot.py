@@ -94,6 +94,12 @@ def shot_order(k: Shots) -> float:
     return math.inf if k == "all" else float(k)
 
 
+def places_need(shots: Sequence[Shots]) -> int:
+    """Training posts a place needs for a few-shot split to keep it: the largest numeric
+    shot count asked (1 when only "all" is)."""
+    return max((k for k in shots if k != "all"), default=1)
+
+
 def shot_label(k: Shots) -> str:
     return "all labels" if k == "all" else f"{k}-shot"
 
@@ -152,7 +158,7 @@ def make_split(
     rng = random.Random(config.seed)
     # balanced per location: each user goes where their main location is furthest behind
     per_split = _split_users(records, labels, kept, config, rng, user_disjoint, by_location=True)
-    max_k = max((k for k in config.shots if k != "all"), default=1)
+    max_k = places_need(config.shots)
     location_ids = [
         loc
         for loc in candidates
