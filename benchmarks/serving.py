@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from model.contrastgeo import ContrastGeo
 from model.export import export_onnx
+from model.pretrained import named_encoder
 from model.prompts import Location
 from schemas.posts import Post
 from stream.geotagger import geotagged_event
@@ -43,6 +44,8 @@ from trainer.metrics import paired_bootstrap
 
 PREVIOUS = "onnx-int8-unfused, one run per batch (previous)"
 """The path before issue 35: int8 from the plain graph, a batch encoded in one run."""
+FIRST_LAYER_INT8 = "onnx-int8, first layer int8"
+"""Today's path with the first layer quantized too, as exports before 2026-12-07."""
 
 
 def labeled_posts(
@@ -112,8 +115,14 @@ def measure_serving(
         other = "onnx-int8-7bit-weights"
         export_onnx(model, workdir / other, locations=locations, vnni_int8=False)
     # the previous export: 8-bit int8 quantized from the plain graph (no transformer fusions)
+    # with the first layer in int8 too
     export_onnx(
-        model, workdir / "export-unfused", locations=locations, optimize=False, reduce_range=False
+        model,
+        workdir / "export-unfused",
+        locations=locations,
+        optimize=False,
+        reduce_range=False,
+        int8_first_layer_fp32=False,
     )
     variants = {
         "onnx-fp32": (workdir / "export", "fp32", micro_batch),
@@ -126,6 +135,11 @@ def measure_serving(
         ),
         other: (workdir / other, "int8", micro_batch),
     }
+    named = named_encoder(model.config.encoder.checkpoint)
+    if named and named.int8_first_layer_fp32:  # what it costs and buys, in the same run
+        folder = workdir / "export-first-layer-int8"
+        export_onnx(model, folder, locations=locations, int8_first_layer_fp32=False)
+        variants[FIRST_LAYER_INT8] = (folder, "int8", micro_batch)
     served: dict[str, tuple[OnnxModel, EdgeIndex]] = {}
     for name, (folder, precision, runs_of) in variants.items():
         onnx = OnnxModel(folder, precision=precision, threads=threads, batch_size=runs_of)

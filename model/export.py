@@ -7,7 +7,8 @@
     encoder.int8.onnx   the same, int8 dynamic quantization (optional; per-channel weights,
                         7 bits by default: correct on every CPU), of the graph fused by
                         onnxruntime's transformer optimizer for the named encoders that say
-                        so (``optimize=False``: of the plain graph)
+                        so (``optimize=False``: of the plain graph); the nodes a named
+                        encoder lists, and its first layer where it says so, stay fp32
     encoder.int8-vnni.onnx   the same with 8-bit weights, for workers whose CPU cannot
                         saturate them (``stream.runtime.int8_can_saturate``): about a point
                         of Acc@1 closer to fp32 than 7 bits (docs/serving.md, "Export")
@@ -41,7 +42,7 @@ from model.contrastgeo import ContrastGeo, eval_mode
 from model.encoders import TextEncoder
 from model.fusion import match_log_odds
 from model.manifest import VNNI_INT8_SUFFIX, checksums, write_manifest
-from model.pretrained import named_encoder
+from model.pretrained import INT8_FIRST_LAYER, named_encoder
 from model.prompts import Location, save_locations
 
 OPSET = 17
@@ -218,9 +219,12 @@ def _quantize_encoder(
     reduce_range: bool,
     vnni_int8: bool,
     named,
+    first_layer_fp32: bool = True,
 ) -> None:
     """``<name>.int8.onnx`` from ``<name>.onnx``, fused first when ``fusion`` says how; with
-    ``vnni_int8`` and 7-bit weights also ``<name>.int8-vnni.onnx`` with 8-bit weights."""
+    ``vnni_int8`` and 7-bit weights also ``<name>.int8-vnni.onnx`` with 8-bit weights. The
+    named encoder's ``int8_keep_fp32`` nodes stay fp32, and its first layer where it says
+    so and ``first_layer_fp32``."""
     plain = folder / f"{name}.onnx"
     with tempfile.TemporaryDirectory() as scratch:
         source = plain
@@ -231,6 +235,8 @@ def _quantize_encoder(
             if fuse(plain, fused, fusion, heads, hidden):
                 source = fused
         keep_fp32 = named.int8_keep_fp32 if named else ()
+        if named and named.int8_first_layer_fp32 and first_layer_fp32:
+            keep_fp32 = (*keep_fp32, INT8_FIRST_LAYER)
         graphs = {f"{name}.int8.onnx": reduce_range}
         if vnni_int8 and reduce_range:
             graphs[f"{name}.{VNNI_INT8_SUFFIX}"] = False
@@ -247,12 +253,15 @@ def export_onnx(
     locations: Sequence[Location] | None = None,
     optimize: bool = True,
     vnni_int8: bool = True,
+    int8_first_layer_fp32: bool = True,
 ) -> dict[str, Any]:
     """Write the graphs, tokenizer, config, the candidate ``locations`` (if given) and the
     manifest to ``folder`` (atomically: a temporary folder renamed into place). Returns the
     manifest. ``reduce_range``: int8 weights in 7 bits, correct on every x86 CPU; 8 bits
     (False) can saturate on one without VNNI (docs/serving.md, "Export"). ``vnni_int8``
-    (with 7-bit weights): also an 8-bit graph, which workers on CPUs with VNNI serve."""
+    (with 7-bit weights): also an 8-bit graph, which workers on CPUs with VNNI serve.
+    ``int8_first_layer_fp32=False``: the first layer in int8 even where the named encoder
+    keeps it fp32, as every export before 2026-12-07 (``serving-bench``'s earlier paths)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -267,7 +276,16 @@ def export_onnx(
             fusion = named.onnx_fusion if named and optimize else None
             for name in ("encoder", "location_encoder"):
                 if (tmp / f"{name}.onnx").exists():
-                    _quantize_encoder(tmp, name, model, fusion, reduce_range, vnni_int8, named)
+                    _quantize_encoder(
+                        tmp,
+                        name,
+                        model,
+                        fusion,
+                        reduce_range,
+                        vnni_int8,
+                        named,
+                        int8_first_layer_fp32,
+                    )
         model.tokenizer.save_pretrained(tmp / "tokenizer")
         (tmp / "config.json").write_text(model.config.to_json())
         if locations:

@@ -1,14 +1,16 @@
 """Exploration (not a project command): which int8 variant stays closest to fp32?
 
 Run: .venv/bin/python docs/benchmarks/int8-variants/int8_variants.py runs/int8/work 3000
-(needs runs/us-16 from `contrastgeo fit`, see docs/serving.md). Quantizes the fused fp32
-encoder with parts kept in fp32 and compares each served int8 variant with served fp32
-on the last 3,000 labeled posts of the us-south file (not held out: 278 of them are
-the model's training posts, 123 its dev posts): Acc@1 (rerank on, each variant
-with its own prototypes), its paired bootstrap interval, and the cosine of post
-embeddings to fp32. An optional third argument picks variants by name ("a|b"). The signed 8-bit
-variants can saturate on an x86 CPU without VNNI (docs/serving.md, "Export"):
-read them with the CPU line the script prints first.
+(needs runs/us-16 from `contrastgeo fit`, see docs/serving.md; optional arguments after
+the variants: another model folder, labeled file and its format, e.g.
+`... "8-bit|first layer fp32" runs/nl-16-minilm ../shared/data/nl-tweets nl-tsv`).
+Quantizes the fused fp32 encoder with parts kept in fp32 and compares each served int8
+variant with served fp32 on the last 3,000 labeled posts of the us-south file (not held
+out: 278 of them are the model's training posts, 123 its dev posts): Acc@1 (rerank on,
+each variant with its own prototypes), its paired bootstrap interval, and the cosine of
+post embeddings to fp32. An optional third argument picks variants by name ("a|b"). The
+signed 8-bit variants can saturate on an x86 CPU without VNNI (docs/serving.md,
+"Export"): read them with the CPU line the script prints first.
 """
 
 from __future__ import annotations
@@ -52,12 +54,19 @@ VARIANTS = {  # name: quantize_int8's options; keep_fp32: the fused graph's node
 }
 
 
-def main(work: Path, n: int, wanted: str = "") -> None:
-    print(f"CPU: {cpu_description()}")  # noqa: T201
+def main(
+    work: Path,
+    n: int,
+    wanted: str = "",
+    model_dir: Path = MODEL,
+    data: str = DATA,
+    fmt: str = "twitter-jsonl",
+) -> None:
+    print(f"CPU: {cpu_description()}; model {model_dir}, data {data}")  # noqa: T201
     work.mkdir(parents=True, exist_ok=True)
-    model = ContrastGeo.load(MODEL)
-    locations = load_locations(MODEL / "locations.jsonl")
-    posts, labels = labeled_posts(DATA, "twitter-jsonl", locations)
+    model = ContrastGeo.load(model_dir)
+    locations = load_locations(model_dir / "locations.jsonl")
+    posts, labels = labeled_posts(data, fmt, locations)
     posts, gold = posts[-n:], [locations[i].id for i in labels[-n:]]  # the last n
     export = work / "export"
     if not (export / "encoder.onnx").exists():
@@ -121,4 +130,7 @@ def main(work: Path, n: int, wanted: str = "") -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "")
+    work, n, *rest = sys.argv[1:]
+    wanted = rest[0] if rest else ""
+    others = (Path(rest[1]), rest[2], rest[3]) if len(rest) > 1 else ()
+    main(Path(work), int(n), wanted, *others)
