@@ -198,6 +198,9 @@ ENCODERS: dict[str, NamedEncoder] = {
             location_prefix="passage: ",
             temperature=0.01,
             freeze_word_embeddings=True,
+            # the first layer in fp32: Acc@1 -1.02 -> -0.12 points from fp32 (8-bit
+            # weights, a VNNI CPU, 5,000 Dutch posts), at 0.92x the speed (docs/serving.md)
+            int8_first_layer_fp32=True,
             onnx_fusion="bert",
         ),
         NamedEncoder(

@@ -7,7 +7,10 @@ Run after int8_variants.py, alone on the machine:
 "8-bit" variant, made when the script still named it "int8 (today)"). Times each variant's
 served int8 encoder (compose, tokenize, run the graph, as serving-bench's raw encoder) on
 the us-south file's first 1,000 labeled posts in batches of 32, the variants taking turns
-over the rounds; prints the median round's posts/s and the range.
+over the rounds; prints the median round's posts/s and the range. Optional arguments after
+the rounds, as int8_variants.py was given them: its work folder, the model folder, the
+labeled file and its format (e.g. `runs/int8/work-nl-e5 runs/nl-16-e5
+../shared/data/nl-tweets nl-tsv`).
 """
 
 from __future__ import annotations
@@ -24,14 +27,22 @@ from model.prompts import load_locations
 from stream.runtime import OnnxModel
 
 WORK = Path("runs/int8/work")
+MODEL = Path("runs/us-16")
 DATA = "../shared/data/us-south-tweets/tweets.jsonl.gz"
 
 
-def main(names: list[str], rounds: int) -> None:
-    locations = load_locations(Path("runs/us-16/locations.jsonl"))
-    posts = labeled_posts(DATA, "twitter-jsonl", locations)[0][:1000]
-    models = {n: OnnxModel(WORK / n, precision="int8", threads=2) for n in names}
-    print(f"CPU: {cpu_description()}")  # noqa: T201
+def main(
+    names: list[str],
+    rounds: int,
+    work: Path = WORK,
+    model_dir: Path = MODEL,
+    data: str = DATA,
+    fmt: str = "twitter-jsonl",
+) -> None:
+    locations = load_locations(model_dir / "locations.jsonl")
+    posts = labeled_posts(data, fmt, locations)[0][:1000]
+    models = {n: OnnxModel(work / n, precision="int8", threads=2) for n in names}
+    print(f"CPU: {cpu_description()}; {work}")  # noqa: T201
     rates: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(rounds):
         for name, model in models.items():
@@ -41,4 +52,6 @@ def main(names: list[str], rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1].split(","), int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    names, rounds, *others = sys.argv[1:]
+    paths = (Path(others[0]), Path(others[1])) if others else ()
+    main(names.split(","), int(rounds), *paths, *others[2:4])
