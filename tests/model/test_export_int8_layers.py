@@ -1,7 +1,7 @@
 """Which parts of an encoder its int8 graphs keep in fp32: a named encoder that says so
-(minilm, e5-small) keeps its first transformer layer's dense MatMuls fp32 in both int8 graphs (7-bit
-and the 8-bit VNNI one) and quantizes every other layer; asked not to (serving-bench's
-earlier paths), the export quantizes them all, as before 2026-12-07."""
+(minilm, e5-small) keeps its first transformer layer's dense MatMuls fp32 in both int8
+graphs (7-bit and the 8-bit VNNI one) and quantizes every other layer; asked not to
+(serving-bench's earlier paths), the export quantizes them all, as before 2026-12-07."""
 
 from __future__ import annotations
 
