@@ -26,6 +26,7 @@ from benchmarks.serving import labeled_posts
 from model import ContrastGeo
 from model.export import export_onnx, fuse, quantize_int8
 from model.manifest import sha256, verify_export, write_manifest
+from model.pretrained import named_encoder
 from model.prompts import load_locations
 from stream.index import ALIAS, EdgeIndex
 from stream.predictor import Predictor
@@ -36,11 +37,12 @@ from trainer.metrics import paired_bootstrap
 MODEL = Path("runs/us-16")
 DATA = "../shared/data/us-south-tweets/tweets.jsonl.gz"
 FIRST_LAYER = (r"layer\.0/",)
+FFN_DOWN = (r"layer\.\d+/output/dense/MatMul",)  # what mpnet's exports keep fp32
 VARIANTS = {  # name: quantize_int8's options; keep_fp32: the fused graph's nodes kept fp32
     # the first run (output.txt, where "8-bit" is named "int8 (today)"): 8-bit signed
     # weights, parts kept in fp32
     "8-bit": {},
-    "ffn-down fp32": {"keep_fp32": (r"layer\.\d+/output/dense/MatMul",)},
+    "ffn-down fp32": {"keep_fp32": FFN_DOWN},
     "embeddings fp32": {"keep_fp32": (r"[Ee]mbed",)},
     "last layer fp32": {"keep_fp32": (r"layer\.5/",)},
     "first layer fp32": {"keep_fp32": FIRST_LAYER},
@@ -51,6 +53,8 @@ VARIANTS = {  # name: quantize_int8's options; keep_fp32: the fused graph's node
     "7-bit, first layer fp32": {"reduce_range": True, "keep_fp32": FIRST_LAYER},
     "8-bit unsigned": {"unsigned_weights": True},
     "8-bit unsigned, first layer fp32": {"unsigned_weights": True, "keep_fp32": FIRST_LAYER},
+    # the third (2026-12-07, an mpnet model): its own list, with the first layer or without
+    "ffn-down and first layer fp32": {"keep_fp32": FFN_DOWN + FIRST_LAYER},
 }
 
 
@@ -72,11 +76,13 @@ def main(
     if not (export / "encoder.onnx").exists():
         # one int8 graph a variant replaces (no 8-bit VNNI graph a worker might pick instead)
         export_onnx(model, export, locations=locations, vnni_int8=False)
+    # the graph the export quantizes: fused where the named encoder says so (not mpnet)
     backbone = model.post_encoder.backbone.config
-    fused = work / "encoder.fused.onnx"
+    fusion = named_encoder(model.config.encoder.checkpoint).onnx_fusion
+    fused = work / "encoder.fused.onnx" if fusion else export / "encoder.onnx"
     if not fused.exists():
         heads, hidden = backbone.num_attention_heads, backbone.hidden_size
-        assert fuse(export / "encoder.onnx", fused, "bert", heads, hidden)
+        assert fuse(export / "encoder.onnx", fused, fusion, heads, hidden)
 
     def served(folder: Path, precision: str):
         onnx_model = OnnxModel(folder, precision=precision, threads=2)
