@@ -218,13 +218,11 @@ def _quantize_encoder(
     fusion: str | None,
     reduce_range: bool,
     vnni_int8: bool,
-    named,
-    first_layer_fp32: bool = True,
+    keep_fp32: Sequence[str],
 ) -> None:
     """``<name>.int8.onnx`` from ``<name>.onnx``, fused first when ``fusion`` says how; with
     ``vnni_int8`` and 7-bit weights also ``<name>.int8-vnni.onnx`` with 8-bit weights. The
-    named encoder's ``int8_keep_fp32`` nodes stay fp32, and its first layer where it says
-    so and ``first_layer_fp32``."""
+    nodes whose names match a ``keep_fp32`` pattern stay fp32."""
     plain = folder / f"{name}.onnx"
     with tempfile.TemporaryDirectory() as scratch:
         source = plain
@@ -234,9 +232,6 @@ def _quantize_encoder(
             heads, hidden = backbone.num_attention_heads, backbone.hidden_size
             if fuse(plain, fused, fusion, heads, hidden):
                 source = fused
-        keep_fp32 = named.int8_keep_fp32 if named else ()
-        if named and named.int8_first_layer_fp32 and first_layer_fp32:
-            keep_fp32 = (*keep_fp32, INT8_FIRST_LAYER)
         graphs = {f"{name}.int8.onnx": reduce_range}
         if vnni_int8 and reduce_range:
             graphs[f"{name}.{VNNI_INT8_SUFFIX}"] = False
@@ -274,18 +269,12 @@ def export_onnx(
         named = named_encoder(model.config.encoder.checkpoint)
         if quantize:
             fusion = named.onnx_fusion if named and optimize else None
+            keep_fp32 = named.int8_keep_fp32 if named else ()
+            if named and named.int8_first_layer_fp32 and int8_first_layer_fp32:
+                keep_fp32 = (*keep_fp32, INT8_FIRST_LAYER)
             for name in ("encoder", "location_encoder"):
                 if (tmp / f"{name}.onnx").exists():
-                    _quantize_encoder(
-                        tmp,
-                        name,
-                        model,
-                        fusion,
-                        reduce_range,
-                        vnni_int8,
-                        named,
-                        int8_first_layer_fp32,
-                    )
+                    _quantize_encoder(tmp, name, model, fusion, reduce_range, vnni_int8, keep_fp32)
         model.tokenizer.save_pretrained(tmp / "tokenizer")
         (tmp / "config.json").write_text(model.config.to_json())
         if locations:

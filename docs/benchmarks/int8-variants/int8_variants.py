@@ -26,7 +26,7 @@ from benchmarks.serving import labeled_posts
 from model import ContrastGeo
 from model.export import export_onnx, fuse, quantize_int8
 from model.manifest import sha256, verify_export, write_manifest
-from model.pretrained import named_encoder
+from model.pretrained import ENCODERS, INT8_FIRST_LAYER, named_encoder
 from model.prompts import load_locations
 from stream.index import ALIAS, EdgeIndex
 from stream.predictor import Predictor
@@ -36,8 +36,8 @@ from trainer.metrics import paired_bootstrap
 
 MODEL = Path("runs/us-16")
 DATA = "../shared/data/us-south-tweets/tweets.jsonl.gz"
-FIRST_LAYER = (r"layer\.0/",)
-FFN_DOWN = (r"layer\.\d+/output/dense/MatMul",)  # what mpnet's exports keep fp32
+FIRST_LAYER = (INT8_FIRST_LAYER,)
+FFN_DOWN = ENCODERS["mpnet"].int8_keep_fp32  # the feed-forward down projections
 VARIANTS = {  # name: quantize_int8's options; keep_fp32: the fused graph's nodes kept fp32
     # the first run (output.txt, where "8-bit" is named "int8 (today)"): 8-bit signed
     # weights, parts kept in fp32
@@ -78,7 +78,8 @@ def main(
         export_onnx(model, export, locations=locations, vnni_int8=False)
     # the graph the export quantizes: fused where the named encoder says so (not mpnet)
     backbone = model.post_encoder.backbone.config
-    fusion = named_encoder(model.config.encoder.checkpoint).onnx_fusion
+    named = named_encoder(model.config.encoder.checkpoint)
+    fusion = named.onnx_fusion if named else "bert"
     fused = work / "encoder.fused.onnx" if fusion else export / "encoder.onnx"
     if not fused.exists():
         heads, hidden = backbone.num_attention_heads, backbone.hidden_size
