@@ -72,6 +72,9 @@ class PromptConfig(_Frozen):
 
     A post is rendered from ``post_fields`` in order: the text as is, every other non-empty
     field as ``label: value``, joined by ``post_separator``. ``["text"]`` is text-only input.
+    A post longer than the encoder's ``post_max_length`` is cut by field, in
+    ``post_cut_order`` (``model.post_budget``), so that a long text does not push the
+    profile location out.
     """
 
     location_templates: tuple[str, ...] = (
@@ -81,6 +84,9 @@ class PromptConfig(_Frozen):
     )
     post_fields: tuple[PostField, ...] = ("text", "user_location", "user_description")
     post_separator: str = " | "
+    # a post over the encoder's post_max_length loses tokens from the end of these fields,
+    # in this order, before any other is cut (model.post_budget)
+    post_cut_order: tuple[PostField, ...] = ("user_description", "text")
 
     @model_validator(mode="after")
     def _check(self) -> PromptConfig:

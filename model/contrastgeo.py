@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import shutil
@@ -38,7 +39,8 @@ from model.fusion import (
     VectorFusion,
     match_log_odds,
 )
-from model.prompts import Location, location_inputs, post_inputs
+from model.post_budget import counting_tokenizer, fit_post_inputs
+from model.prompts import Location, location_inputs
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -185,8 +187,16 @@ class ContrastGeo(nn.Module):
         """1 / temperature, clamped as in CLIP so training cannot blow it up."""
         return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
 
+    @functools.cached_property
+    def _counting_tokenizer(self) -> Any:
+        return counting_tokenizer(self.tokenizer.backend_tokenizer.to_str())
+
     def post_texts(self, posts: Sequence[Any]) -> list[str]:
-        return post_inputs(posts, self.config)
+        """What the encoder reads for each post, fitted into ``post_max_length`` tokens by
+        field (``model.post_budget``)."""
+        return fit_post_inputs(
+            posts, self.config, self._counting_tokenizer, self.config.encoder.post_max_length
+        )
 
     def _tokenize(self, texts: list[str], max_length: int, pairs: list[str] | None = None):
         batch = self.tokenizer(

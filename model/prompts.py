@@ -106,18 +106,23 @@ def template_major_prompts(locations: Sequence[Location], config: PromptConfig) 
     return [p[i] for i in range(len(config.location_templates)) for p in prompts]
 
 
+def normalize_spaces(value: Any) -> str:
+    """``value`` as text with every run of whitespace one space, none at the ends."""
+    return _SPACES.sub(" ", str(value)).strip()
+
+
 def post_text(post: Any, config: PromptConfig) -> str:
     """Compose the encoder input for one post: a ``str`` (text only), ``PostFields``, or any
     object with those attributes. Whitespace is collapsed so that newlines in bios do not
     waste tokens."""
     if isinstance(post, str):
-        return _SPACES.sub(" ", post).strip()
+        return normalize_spaces(post)
     parts = []
     for field in config.post_fields:
         value = getattr(post, field, None)
         if value is None:
             continue
-        value = _SPACES.sub(" ", str(value)).strip()
+        value = normalize_spaces(value)
         if not value:
             continue
         parts.append(value if field == "text" else f"{FIELD_LABELS[field]}: {value}")

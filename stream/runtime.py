@@ -26,7 +26,8 @@ import structlog
 
 from model.config import ContrastGeoConfig
 from model.manifest import VNNI_INT8_SUFFIX, verify_export
-from model.prompts import Location, location_inputs, post_inputs
+from model.post_budget import counting_tokenizer, fit_post_inputs
+from model.prompts import Location, location_inputs
 from stream.tokenizer import Tokenizer
 
 CUDA = "CUDAExecutionProvider"
@@ -113,6 +114,7 @@ class OnnxModel:
         device: str = "auto",
         threads: int = 0,
         batch_size: int = 0,
+        post_max_length: int = 0,
     ):
         """precision: ``fp32``, ``int8`` or ``auto`` (int8 on CPU when exported, unless its
         weights are 8-bit and the CPU has no VNNI: ``int8_can_saturate``; fp32 on GPU);
@@ -120,14 +122,19 @@ class OnnxModel:
         the CPU cannot saturate it, else ``encoder.int8.onnx``;
         threads: onnxruntime intra-op threads (0 = the cores given to the process,
         ``cores_given``); batch_size: texts per encoder run (0 = ``MICRO_BATCH`` of the
-        provider)."""
+        provider); post_max_length: the tokens a post is fitted into (0 = the
+        ``post_max_length`` the model was trained with; fewer is faster, docs/serving.md)."""
         import onnxruntime as ort
 
         self.folder = Path(folder)
         self.manifest = verify_export(self.folder)
         self.config = ContrastGeoConfig.from_json((self.folder / "config.json").read_text())
+        if post_max_length:
+            encoder = self.config.encoder.model_copy(update={"post_max_length": post_max_length})
+            self.config = self.config.model_copy(update={"encoder": encoder})
         self.version: str = self.manifest["model_version"]
         self.tokenizer = Tokenizer(self.folder / "tokenizer")
+        self._counting_tokenizer = counting_tokenizer(self.tokenizer.serialized)
         self.providers = choose_providers(device)
         on_gpu = self.providers[0] == CUDA
         # exports before int8_weight_bits was recorded were all quantized to 8 bits
@@ -232,7 +239,11 @@ class OnnxModel:
         return out, (token_states if states else None)
 
     def post_texts(self, posts: Sequence[Any]) -> list[str]:
-        return post_inputs(posts, self.config)
+        """What the encoder reads for each post, fitted into ``post_max_length`` tokens by
+        field, as in training (``model.post_budget``)."""
+        return fit_post_inputs(
+            posts, self.config, self._counting_tokenizer, self.config.encoder.post_max_length
+        )
 
     def embed_posts(self, posts: Sequence[Any]) -> np.ndarray:
         """(N, D) L2-normalized post embeddings (posts composed by the model's template)."""

@@ -31,8 +31,8 @@ class Tokenizer:
             )
         config_path = folder / "tokenizer_config.json"
         config = json.loads(config_path.read_text()) if config_path.exists() else {}
-        self._serialized = path.read_text()
-        base = FastTokenizer.from_str(self._serialized)
+        self.serialized = path.read_text()  # tokenizer.json as it is
+        base = FastTokenizer.from_str(self.serialized)
         pad = config.get("pad_token") or "[PAD]"
         self.pad_token = pad["content"] if isinstance(pad, dict) else pad
         pad_id = base.token_to_id(self.pad_token)
@@ -49,7 +49,7 @@ class Tokenizer:
         if max_length not in self._by_length:
             from tokenizers import Tokenizer as FastTokenizer
 
-            fast = FastTokenizer.from_str(self._serialized)
+            fast = FastTokenizer.from_str(self.serialized)
             fast.enable_truncation(max_length, direction=self.truncation_side)
             fast.enable_padding(
                 direction=self.padding_side, pad_id=self.pad_id, pad_token=self.pad_token
