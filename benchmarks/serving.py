@@ -48,6 +48,11 @@ FIRST_LAYER_INT8 = "onnx-int8, first layer int8"
 """Today's path with the first layer quantized too, as exports before 2026-12-07."""
 
 
+def fitted_name(post_max_length: int) -> str:
+    """Today's int8 path with posts fitted to fewer tokens (the worker's setting)."""
+    return f"onnx-int8, posts fitted to {post_max_length} tokens"
+
+
 def labeled_posts(
     data: str | Path | Sequence[str | Path],
     fmt: str,
@@ -97,12 +102,14 @@ def measure_serving(
     threads: int = 0,
     micro_batch: int = 0,
     rounds: int = 3,
+    post_max_length: int = 0,
 ) -> dict[str, Any]:
     """``batch`` posts go to the predictor at a time (a taken batch); the ONNX paths encode
     them in length-sorted runs of ``micro_batch`` (0 = the worker's default), except the
     ones named "one run per batch". The paths take turns over ``rounds`` rounds, so that a
     drift in the machine's speed reaches all of them; each posts/s is the median round's,
-    with the rounds' range beside it."""
+    with the rounds' range beside it. With ``post_max_length``, today's int8 path is also
+    served with posts fitted to that many tokens (the worker's setting of that name)."""
     if threads:
         torch.set_num_threads(threads)
     export_onnx(model, workdir / "export", locations=locations)
@@ -135,6 +142,8 @@ def measure_serving(
         ),
         other: (workdir / other, "int8", micro_batch),
     }
+    if post_max_length:
+        variants[fitted_name(post_max_length)] = (workdir / "export", "int8", micro_batch)
     named = named_encoder(model.config.encoder.checkpoint)
     if named and named.int8_first_layer_fp32:  # what it costs and buys, in the same run
         folder = workdir / "export-first-layer-int8"
@@ -142,7 +151,13 @@ def measure_serving(
         variants[FIRST_LAYER_INT8] = (folder, "int8", micro_batch)
     served: dict[str, tuple[OnnxModel, EdgeIndex]] = {}
     for name, (folder, precision, runs_of) in variants.items():
-        onnx = OnnxModel(folder, precision=precision, threads=threads, batch_size=runs_of)
+        length = post_max_length if name == fitted_name(post_max_length) else 0
+        onnx = OnnxModel(
+            folder, precision, threads=threads, batch_size=runs_of, post_max_length=length
+        )
+        if name == PREVIOUS:  # posts truncated from the end, as before the cut by field
+            prompts = onnx.config.prompts.model_copy(update={"post_cut_order": ()})
+            onnx.config = onnx.config.model_copy(update={"prompts": prompts})
         index = EdgeIndex(workdir / f"index-{name}")  # prototypes from the same precision
         index.set_alias(ALIAS, build_collection(index, onnx, locations))
         served[name] = (onnx, index)
@@ -293,6 +308,7 @@ def profile_stages(
     JSON; producing to the broker is not here (``stream-bench`` measures it end to end)."""
     clock = StageClock()
     onnx.tokenizer = clock.timed("tokenize", onnx.tokenizer)
+    onnx.post_texts = clock.timed("compose posts (fitted to the budget)", onnx.post_texts)
     session = onnx.post_session
     onnx.post_session = _Proxy(session, run=clock.timed("ONNX encoder", session.run))
     onnx.match = clock.timed("rerank (TLM matcher)", onnx.match)
@@ -326,12 +342,13 @@ def profile_stages(
     seconds = dict(clock.seconds)
     measured = (
         "tokenize",
+        "compose posts (fitted to the budget)",
         "ONNX encoder",
         "index query (top k)",
         "candidate vectors read (once per point)",
         "rerank (TLM matcher)",
     )
-    seconds["rest of predict (texts, sort, candidates)"] = seconds.pop("predict") - sum(
+    seconds["rest of predict (sort, candidates)"] = seconds.pop("predict") - sum(
         seconds.get(stage, 0.0) for stage in measured
     )
     total = sum(seconds.values())

@@ -40,6 +40,8 @@ def fit_post_inputs(
     ``tokenizer`` is a ``counting_tokenizer``. A post given as a plain ``str`` has no
     fields and is left to plain truncation."""
     texts = post_inputs(posts, config)
+    if not config.prompts.post_cut_order:  # nothing to cut: plain truncation, no count
+        return texts
     counts = [len(e.ids) for e in tokenizer.encode_batch_fast(texts)]  # no offsets: faster
     for i, (post, count) in enumerate(zip(posts, counts, strict=True)):
         if count > max_tokens and not isinstance(post, str):

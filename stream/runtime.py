@@ -32,6 +32,7 @@ from stream.tokenizer import Tokenizer
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+MIN_POST_LENGTH = 16  # a shorter served budget leaves little besides the profile location
 MICRO_BATCH = {CPU: 8, CUDA: 64}  # posts per encoder run when not set (0)
 VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
 
@@ -130,6 +131,12 @@ class OnnxModel:
         self.manifest = verify_export(self.folder)
         self.config = ContrastGeoConfig.from_json((self.folder / "config.json").read_text())
         if post_max_length:
+            trained = self.config.encoder.post_max_length
+            if not MIN_POST_LENGTH <= post_max_length <= trained:
+                raise ValueError(
+                    f"post_max_length {post_max_length}: between {MIN_POST_LENGTH} and the "
+                    f"{trained} tokens this model was trained with"
+                )
             encoder = self.config.encoder.model_copy(update={"post_max_length": post_max_length})
             self.config = self.config.model_copy(update={"encoder": encoder})
         self.version: str = self.manifest["model_version"]

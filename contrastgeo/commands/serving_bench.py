@@ -62,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also time the served int8 encoder of these named encoders, comma-separated "
         "(e.g. minilm,e5-small,mpnet; untrained heads), with RSS and export size",
     )
+    parser.add_argument(
+        "--post-max-length",
+        type=int,
+        default=0,
+        help="also serve today's int8 path with posts fitted to this many tokens, the "
+        "description cut first (the worker's CONTRASTGEO_POST_MAX_LENGTH; 0: no such row)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for JSON + Markdown")
 
 
@@ -130,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             args.threads,
             args.micro_batch,
             args.rounds,
+            args.post_max_length,
         )
         if places:
             onnx = OnnxModel(

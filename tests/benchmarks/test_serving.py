@@ -6,7 +6,13 @@ import resource
 import numpy as np
 import pytest
 
-from benchmarks.serving import PREVIOUS, labeled_posts, measure_serving, speed_markdown
+from benchmarks.serving import (
+    PREVIOUS,
+    fitted_name,
+    labeled_posts,
+    measure_serving,
+    speed_markdown,
+)
 from schemas.posts import Coordinates, Post
 from tests.support.data import LOCATIONS
 
@@ -21,10 +27,14 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
         for i, text in enumerate(posts[:4])
     ]
     gold = np.repeat(np.arange(len(LOCATIONS)), 3)
-    results = measure_serving(model, LOCATIONS, posts, gold, tmp_path, batch=4, rounds=2)
+    results = measure_serving(
+        model, LOCATIONS, posts, gold, tmp_path, batch=4, rounds=2, post_max_length=16
+    )
     runs = results["runs"]
     assert all(len(r["posts_per_s_rounds"]) == 2 for r in runs.values())
-    assert len(runs) == 12 and results["posts"] == 15 and results["micro_batch"] == 8
+    assert len(runs) == 14 and results["posts"] == 15 and results["micro_batch"] == 8
+    # the path with posts fitted to 16 tokens: these short posts fit, so its answers are int8's
+    assert runs[fitted_name(16)]["acc@1"] == runs["onnx-int8"]["acc@1"]
     assert runs["pytorch-eager"]["speed_vs_pytorch"] == 1.0
     # Same answers from the same weights: ONNX fp32 matches PyTorch with and without rerank.
     assert runs["onnx-fp32"]["acc@1"] == runs["pytorch-eager"]["acc@1"]
@@ -54,7 +64,8 @@ def test_serving_bench_runs_every_path_and_fp32_agrees_with_pytorch(make_model, 
         "index query (top k)",
         "candidate vectors read (once per point)",
         "rerank (TLM matcher)",
-        "rest of predict (texts, sort, candidates)",
+        "compose posts (fitted to the budget)",
+        "rest of predict (sort, candidates)",
         "output events (build + JSON)",
     }
     assert all(ms > 0 for ms in stages["ms_per_batch"].values())

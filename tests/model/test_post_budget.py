@@ -91,3 +91,12 @@ def test_training_and_the_worker_compose_the_same_fitted_inputs(make_model, tiny
     sample = posts[:40]
     assert served.post_texts(sample) == model.post_texts(sample)
     assert served.post_texts(sample) != post_inputs(sample, served.config)  # some were cut
+
+
+@pytest.mark.parametrize("length", [8, 129])
+def test_the_worker_refuses_a_budget_the_model_cannot_serve(tiny_store, length):
+    from stream.settings import WorkerSettings
+
+    settings = WorkerSettings(**tiny_store, post_max_length=length)
+    with pytest.raises(ValueError, match="trained with"):
+        settings.load_model(settings.version_in_service(settings.open_index()))
