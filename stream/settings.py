@@ -57,7 +57,7 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description="Tokens a post is fitted into, cutting its description first, then its "
         "text, never its profile location (0 = the length the model was trained with, 128 by "
-        "default; 64 served 1.12x faster on us-south posts, docs/serving.md).",
+        "default; at 64 the predictor ran 1.12x faster on us-south posts, docs/serving.md).",
     )
 
     # --- Kafka
