@@ -45,16 +45,18 @@ def fit_post_inputs(
     counts = [len(e.ids) for e in tokenizer.encode_batch_fast(texts)]  # no offsets: faster
     for i, (post, count) in enumerate(zip(posts, counts, strict=True)):
         if count > max_tokens and not isinstance(post, str):
-            texts[i] = _cut(post, count - max_tokens, config, tokenizer, max_tokens)
+            texts[i] = _cut(post, texts[i], count - max_tokens, config, tokenizer, max_tokens)
     return texts
 
 
-def _cut(post: Any, over: int, config: ContrastGeoConfig, tokenizer: Any, limit: int) -> str:
-    """The input of ``post`` with ``over`` tokens too many, cut by field."""
+def _cut(
+    post: Any, text: str, over: int, config: ContrastGeoConfig, tokenizer: Any, limit: int
+) -> str:
+    """``text``, the input of ``post``, with ``over`` tokens too many, cut by field."""
+    # the fields as ``post_text`` renders them, so that token offsets index into them
     fields = SimpleNamespace(
         **{f: normalize_spaces(getattr(post, f, None) or "") for f in config.prompts.post_fields}
     )
-    text = post_inputs([fields], config)[0]
     for field in config.prompts.post_cut_order:
         for _ in range(MAX_CUTS_PER_FIELD):
             value = getattr(fields, field, "")
