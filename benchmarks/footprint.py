@@ -28,12 +28,10 @@ import sys
 import tempfile
 import time
 import tomllib
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.local import stop_worker, worker_env
+from benchmarks.local import stop_worker, worker_env, worker_ready
 from benchmarks.soak import rss_mb
 from benchmarks.stream import collect
 from stream.replay import replay
@@ -105,15 +103,6 @@ def install_size(pyproject: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ one worker
-def _ready(settings: WorkerSettings) -> bool:
-    url = f"http://127.0.0.1:{settings.web_port}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
 def torch_mapped(pid: int) -> bool:
     return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
 
@@ -135,7 +124,7 @@ def measure_worker(
             stderr=subprocess.STDOUT,
         )
     try:
-        while not _ready(settings):
+        while not worker_ready(settings):
             if worker.poll() is not None or time.perf_counter() - start > 300:
                 tail = log_file.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"the worker ({tree}) never got ready; its log ends:\n{tail}")

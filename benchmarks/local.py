@@ -1,5 +1,6 @@
 """A local service for the demo, the benchmarks and the tests: a worker subprocess with
-given settings (``start_worker`` / ``stop_worker``), and a throwaway service around it
+given settings (``start_worker`` / ``stop_worker``), the settings of more workers beside it
+(``replicas``), and a throwaway service around them
 (``local_service``: a model exported into a temporary store, its locations indexed in a
 temporary embedded index, and the embedded broker with the service's topics; the settings
 of a worker for it, with fast group joins)."""
@@ -47,6 +48,26 @@ def local_service(model_dir: Path, **overrides: Any) -> Iterator[tuple[WorkerSet
         yield settings, version, tmp
 
 
+def replicas(settings: WorkerSettings, n: int, scratch: Path) -> list[WorkerSettings]:
+    """The settings of ``n`` workers in one group: ``settings`` and ``n - 1`` more, each with
+    its own web port, data folder and copy of the embedded index (its engine opens a
+    collection in one process only; workers on several hosts share a Qdrant server)."""
+    import shutil
+
+    from stream.broker import free_port
+
+    if n < 1:
+        raise ValueError(f"need at least one worker, not {n}")
+    more = []
+    for i in range(1, n):
+        update: dict[str, Any] = {"web_port": free_port(), "data_dir": scratch / f"worker-{i}"}
+        if not settings.qdrant_url:
+            update["index_path"] = scratch / f"index-{i}"
+            shutil.copytree(settings.index_path, update["index_path"])
+        more.append(settings.model_copy(update=update))
+    return [settings, *more]
+
+
 def worker_env(settings) -> dict[str, str]:
     """The environment that gives a worker subprocess these settings."""
     from pydantic import SecretStr
@@ -62,6 +83,19 @@ def worker_env(settings) -> dict[str, str]:
             value = json.dumps(value)
         env[f"CONTRASTGEO_{name.upper()}"] = str(value)
     return env
+
+
+def worker_ready(settings: WorkerSettings) -> bool:
+    """Whether the worker's ``/readyz`` answers 200 (no answer yet: False)."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{settings.web_port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
 
 
 def start_worker(settings, log_file: Path | None = None) -> subprocess.Popen:

@@ -10,7 +10,7 @@ from benchmarks.cpu import Counters, CpuSampler, read_counters
 
 def sampler_with(samples):
     """A sampler that was fed these (wall time, counters) samples."""
-    sampler = CpuSampler(pid=1)
+    sampler = CpuSampler(1)
     sampler.samples = list(samples)
     return sampler
 
@@ -44,7 +44,7 @@ def test_the_sampler_stamps_each_reading_with_its_clock_and_stops():
         n = next(readings)
         return Counters(process=n, busy=2 * n, total=4 * n)
 
-    with CpuSampler(pid=7, interval=0.001, read=read, clock=lambda: float(next(ticks))) as s:
+    with CpuSampler(7, interval=0.001, read=read, clock=lambda: float(next(ticks))) as s:
         while len(s.samples) < 3:
             pass
     count = len(s.samples)
@@ -57,7 +57,7 @@ def test_a_process_that_has_ended_leaves_the_samples_taken():
     def read(pid):
         raise ProcessLookupError(pid)
 
-    with CpuSampler(pid=7, read=read) as sampler:
+    with CpuSampler(7, read=read) as sampler:
         pass
     assert sampler.samples == []
 
@@ -69,3 +69,24 @@ def test_the_counters_of_this_process_come_from_proc():
     assert after.process > before.process
     assert 0 <= after.busy <= after.total
     assert after.total >= before.total
+
+
+def test_the_counters_of_several_processes_are_summed():
+    import subprocess
+    import sys
+
+    # a child that spends some CPU, says so, and then waits (alive) until told to end
+    code = "import sys; sum(i * i for i in range(10**7)); print(1, flush=True); sys.stdin.read()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        child.stdout.readline()
+        its_own = read_counters(child.pid).process
+        mine = read_counters(os.getpid()).process
+        both = read_counters(os.getpid(), child.pid).process
+    finally:
+        child.stdin.close()
+        child.wait()
+    assert its_own > 0.1
+    assert both == pytest.approx(mine + its_own, abs=0.05)

@@ -67,19 +67,49 @@ def test_the_command_parses_its_loads(capsys):
 def test_full_batches_are_timed_from_the_worker_s_own_log_lines(tmp_path):
     from benchmarks.stream import full_batches
 
-    log = tmp_path / "worker.log"
-    lines = [
-        '{"event": "model loaded", "version": "v1"}',
-        '{"event": "batch", "inputs": 64, "ms": 300.0, "predict_ms": 240.0}',
-        '{"event": "batch", "inputs": 12, "ms": 90.0, "predict_ms": 80.0}',  # not full
-        "a line that is not JSON",
-        '{"event": "batch", "inputs": 64, "ms": 340.0, "predict_ms": 250.0}',
-        '{"event": "batch", "inputs": 64, "ms": 320.0, "predict_ms": 270.0}',
-    ]
-    log.write_text("\n".join(lines) + "\n")
-    timed = full_batches(log, 64)
+    logs = [tmp_path / "worker-0.log", tmp_path / "worker-1.log"]
+    logs[0].write_text(
+        '{"event": "model loaded", "version": "v1"}\n'
+        '{"event": "batch", "inputs": 64, "ms": 300.0, "predict_ms": 240.0}\n'
+        '{"event": "batch", "inputs": 12, "ms": 90.0, "predict_ms": 80.0}\n'  # not full
+        "a line that is not JSON\n"
+    )
+    logs[1].write_text(  # a second worker's
+        '{"event": "batch", "inputs": 64, "ms": 340.0, "predict_ms": 250.0}\n'
+        '{"event": "batch", "inputs": 64, "ms": 320.0, "predict_ms": 270.0}\n'
+    )
+    timed = full_batches(logs, 64)
     assert timed == {"full_batches": 3, "batch_ms_p50": 320.0, "predict_ms_p50": 250.0}
     text = stream_markdown({**RESULTS, **timed})
-    assert "| a full batch in the worker, median of 3: whole / in the model's thread | " in text
+    assert "| a full batch in a worker, median of 3: whole / in the model's thread | " in text
     assert "320 / 250 ms (22% outside) |" in text
-    assert full_batches(log, 32) == {"full_batches": 0}
+    assert full_batches(logs, 32) == {"full_batches": 0}
+    assert full_batches(logs[:1], 64)["full_batches"] == 1
+
+
+def test_with_several_workers_the_report_has_both_raw_encoders_and_the_faster_one_counts():
+    results = {
+        **RESULTS,
+        "workers": 2,
+        "threads": 1,
+        "encoder_posts_per_s": 100.0,
+        "encoder_side_by_side_posts_per_s": 115.0,
+        "stream_vs_encoder": 103.5 / 115.0,
+    }
+    text = stream_markdown(results)
+    assert "2 workers, 1 threads each" in text
+    assert "| raw encoder in one process with 2 threads (same posts, same batch; " in text
+    assert "| raw encoder in 2 processes side by side, 1 threads each " in text
+    assert "| 115.0 posts/s |" in text
+    assert "| end to end / raw encoder (the faster of the two) | 0.90 |" in text
+    assert "the workers / the rest of the machine" in text
+
+
+def test_the_command_parses_its_workers(capsys):
+    args = build_parser().parse_args(["stream-bench", "--data", "x", "--workers", "2"])
+    assert args.workers == 2
+    assert build_parser().parse_args(["stream-bench", "--data", "x"]).workers == 1
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["stream-bench", "--data", "x", "--workers", bad])
+    assert "--workers" in capsys.readouterr().err
