@@ -93,9 +93,42 @@ def container_env(docs: list[dict]) -> list[tuple[type[ServiceSettings], dict[st
             for source in container.get("envFrom", []):
                 env.update(configmaps[source["configMapRef"]["name"]])
             for var in container.get("env", []):
-                env[var["name"]] = var.get("value", f"<secret {var['name']}>")
+                field = var.get("valueFrom", {}).get("resourceFieldRef")
+                if field:
+                    env[var["name"]] = downward(container, field)
+                else:
+                    env[var["name"]] = var.get("value", f"<secret {var['name']}>")
             envs.append((RefitSettings if kind == "CronJob" else WorkerSettings, env))
     return envs
+
+
+def downward(container: dict, field: dict) -> str:
+    """What Kubernetes' Downward API puts in a variable from a CPU ``resourceFieldRef``: the
+    container's request (or limit) in units of the divisor, rounded up; 0 if unset."""
+    import math
+
+    assert field["containerName"] == container["name"]
+    kind, resource = field["resource"].split(".")
+    assert resource == "cpu", field
+    value = str(container.get("resources", {}).get(kind, {}).get(resource, "0"))
+    cores = int(value[:-1]) / 1000 if value.endswith("m") else float(value)
+    divisor = str(field.get("divisor", "1"))
+    per = int(divisor[:-1]) / 1000 if divisor.endswith("m") else float(divisor)
+    return str(math.ceil(cores / per))
+
+
+@pytest.mark.parametrize(
+    ("values", "threads"),
+    [
+        ({}, "2"),  # the default request: 2 cores
+        ({"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}, "1"),
+        ({"resources": {"requests": {"cpu": "3", "memory": "1Gi"}}}, "3"),
+        ({"config": {"threads": 4}}, "4"),  # set: the request does not count
+    ],
+)
+def test_a_worker_runs_as_many_threads_as_the_cores_it_requests(values, threads):
+    envs = dict(container_env(render(values)))
+    assert envs[WorkerSettings]["CONTRASTGEO_THREADS"] == threads
 
 
 @pytest.mark.parametrize("name", sorted(VALUE_SETS))
