@@ -113,3 +113,14 @@ def test_the_command_parses_its_workers(capsys):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["stream-bench", "--data", "x", "--workers", bad])
     assert "--workers" in capsys.readouterr().err
+
+
+def test_more_workers_than_partitions_are_refused_before_anything_starts(tmp_path):
+    from benchmarks.stream import measure_stream
+    from stream.settings import WorkerSettings
+    from tests.support.data import real_tweets
+
+    settings = WorkerSettings(topic_partitions=1, data_dir=tmp_path / "worker")
+    with pytest.raises(ValueError, match="2 workers need at least as many partitions, not 1"):
+        measure_stream(settings, real_tweets(50), tmp_path, workers=2)
+    assert not list(tmp_path.glob("worker-*.log"))  # no worker was started
