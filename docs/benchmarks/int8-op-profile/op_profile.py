@@ -1,7 +1,7 @@
 """Exploration (not a project command): where the served int8 encoder spends its time, by
 operator type, from onnxruntime's own profiler.
 
-Run: .venv/bin/python docs/benchmarks/int8-op-profile/profile.py runs/truncation 1000
+Run: .venv/bin/python docs/benchmarks/int8-op-profile/op_profile.py runs/truncation 1000
 (needs runs/us-16 from `contrastgeo fit`, see docs/serving.md; the export under WORK is
 made once and shared with docs/benchmarks/truncation/truncation.py). Embeds the last N
 labeled us-south posts as a worker does (the graph this CPU is served, runs of 8, length
