@@ -33,8 +33,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# one pytest process per core (pytest-xdist; `make test TEST_PROCESSES=0` runs them in one):
+# many tests wait on a broker or a worker, so a second process fills the idle core
+TEST_PROCESSES ?= auto
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist worksteal
 
 # the inner loop: no real broker, no real encoder or data (a few minutes; CI runs `test`)
 test-fast: setup

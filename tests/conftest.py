@@ -56,6 +56,20 @@ def tiny_store(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
     return fields
 
 
+def pytest_configure(config):
+    """``make test`` runs the suite in one pytest process per core (pytest-xdist); each
+    process then gets its share of the cores for PyTorch's threads, so that the processes'
+    thread pools do not contend for the same cores. A plain ``pytest`` keeps PyTorch's
+    default."""
+    import os
+
+    from stream.runtime import cores_given
+
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if processes > 1:
+        torch.set_num_threads(max(1, cores_given() // processes))
+
+
 def pytest_collection_modifyitems(items):
     """Every test that runs the real broker is marked ``broker`` (``make test-fast`` leaves
     them out), so that no test can forget its marker."""

@@ -108,8 +108,9 @@ def test_refit_promotes_a_better_model_to_a_running_worker(broker, tmp_path):
             lambda o: set(o.input_refs()) >= set(first + second), alive=alive
         )
 
-        # a gate that cannot be met: the served model stays
-        strict = refit_settings.model_copy(update={"refit_min_gain": 1.0})
+        # a gate that cannot be met: the served model stays (the candidate's training
+        # length does not matter to that, so it trains 2 steps, not 20)
+        strict = refit_settings.model_copy(update={"refit_min_gain": 1.0, "refit_steps": 2})
         kept = refit(strict)
         assert kept.decision == KEPT and kept.exit_code == 0
         assert worker_model_version(settings) == report.candidate_version
